@@ -1,3 +1,3 @@
-"""polymarket-pipeline core: configuration, Avro codec, embedded registry/ClickHouse, supervisor, CLI."""
+"""polymarket-pipeline core: config, Avro codec, embedded registry and ClickHouse, CLI."""
 
 __version__ = "0.1.0"

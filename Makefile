@@ -1,0 +1,27 @@
+# The two commands a newcomer needs:
+#   make up ARGS=--simulate   set up everything, run the embedded stack (offline, simulated Polymarket)
+#   make test                 set up everything, run lint, types and all tests
+# `make up` without ARGS captures the real Polymarket APIs.
+
+.PHONY: up test lint typecheck pytest bootstrap clean
+
+bootstrap:
+	@./scripts/bootstrap.sh
+
+up: bootstrap
+	.venv/bin/pmpipe up $(ARGS)
+
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: bootstrap
+	.venv/bin/mypy
+
+pytest: bootstrap
+	.venv/bin/pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

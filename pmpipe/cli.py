@@ -1,0 +1,147 @@
+"""`pmpipe`: one click group; verbs are the jobs. Options fall back to env vars.
+
+Errors the pipeline raises on purpose (PipelineError) end as one readable line on stderr and
+exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pmpipe.config import Config, env_name
+from pmpipe.errors import PipelineError
+from pmpipe.log import setup_logging
+
+
+def load_config(**overrides: Any) -> Config:
+    return Config.load(overrides=overrides)
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Data directory of the embedded stack [env {env_name('data_dir')}; default ./data].",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="polymarket-pipeline")
+def cli() -> None:
+    """polymarket-pipeline: Polymarket public data -> Kafka topics (Avro) -> ClickHouse."""
+
+
+@cli.command("config")
+def config_command() -> None:
+    """Print the effective configuration (env vars + defaults), secrets masked."""
+    config = load_config()
+    click.echo(json.dumps(config.redacted(), indent=2, default=str))
+
+
+# --- schemas ---------------------------------------------------------------------------------
+@cli.group("schemas")
+def schemas_group() -> None:
+    """Avro schemas in schemas/ against the schema registry (SCHEMA_REGISTRY_URL)."""
+
+
+def _registry_auth(config: Config) -> tuple[str, str] | None:
+    if config.schema_registry_username:
+        return (config.schema_registry_username, config.schema_registry_password)
+    return None
+
+
+@schemas_group.command("check")
+@click.option("--registry-url", default=None, help="Overrides SCHEMA_REGISTRY_URL.")
+def schemas_check(registry_url: str | None) -> None:
+    """Verify every schema is BACKWARD compatible with what the registry already holds."""
+    from pmpipe.avro import make_registry_client
+    from pmpipe.schemas import check_schemas
+    from pmpipe.topics import load_topics
+
+    config = load_config(schema_registry_url=registry_url)
+    client = make_registry_client(config.schema_registry_config())
+    results = check_schemas(
+        client, config.schema_registry_url, load_topics(), _registry_auth(config)
+    )
+    for r in results:
+        version = f" (latest v{r.latest_version})" if r.latest_version else ""
+        click.echo(f"{r.status:<12} {r.subject}{version}")
+        for message in r.messages:
+            click.echo(f"             - {message}")
+    bad = [r for r in results if not r.ok]
+    if bad:
+        raise PipelineError(
+            f"{len(bad)} schema(s) not BACKWARD compatible: {', '.join(r.subject for r in bad)}"
+        )
+
+
+@schemas_group.command("register")
+@click.option("--registry-url", default=None, help="Overrides SCHEMA_REGISTRY_URL.")
+def schemas_register(registry_url: str | None) -> None:
+    """Check, then register every schema (refused as a whole if one is incompatible)."""
+    from pmpipe.avro import make_registry_client
+    from pmpipe.schemas import register_schemas
+    from pmpipe.topics import load_topics
+
+    config = load_config(schema_registry_url=registry_url)
+    client = make_registry_client(config.schema_registry_config())
+    for subject, schema_id in register_schemas(
+        client, config.schema_registry_url, load_topics(), _registry_auth(config)
+    ):
+        click.echo(f"registered   {subject} id={schema_id}")
+
+
+# --- embedded services -------------------------------------------------------------------------
+@cli.command("registry")
+@click.option("--host", default="127.0.0.1", help="Bind address (loopback by default).")
+@click.option("--port", default=18081, type=click.IntRange(1, 65535))
+@data_dir_option
+def registry_command(host: str, port: int, data_dir: Path | None) -> None:
+    """Run the embedded Confluent-compatible schema registry (persists under DATA_DIR)."""
+    from pmpipe.registry.server import run
+
+    setup_logging("registry")
+    config = load_config(data_dir=data_dir)
+    run(host=host, port=port, data_dir=config.data_dir)
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", help="Bind address (loopback by default).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="[CLICKHOUSE_PORT]")
+@click.option("--pool-size", default=4, type=click.IntRange(1, 64), help="chdb sessions.")
+@data_dir_option
+def serve_command(host: str, port: int | None, pool_size: int, data_dir: Path | None) -> None:
+    """Run the embedded ClickHouse: chdb behind the ClickHouse HTTP interface."""
+    from pmpipe.chserve.server import run
+
+    setup_logging("clickhouse")
+    config = load_config(data_dir=data_dir, clickhouse_port=port)
+    run(
+        host=host,
+        port=config.clickhouse_port,
+        data_dir=config.data_dir / "clickhouse",
+        user=config.clickhouse_user,
+        password=config.clickhouse_password,
+        pool_size=pool_size,
+    )
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except PipelineError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
