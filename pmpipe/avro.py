@@ -71,6 +71,15 @@ class AvroCodec:
         self.registry = make_registry_client(registry_conf)
         self.auto_register = auto_register
         self._codecs: dict[str, TopicCodec] = {}
+        self._deserializer = AvroDeserializer(self.registry)
+
+    def decode(self, topic_name: str, data: bytes) -> dict[str, Any]:
+        """Decode any Confluent-framed value with the writer schema its id names."""
+        ctx = SerializationContext(topic_name, MessageField.VALUE)
+        value = self._deserializer(data, ctx)
+        if not isinstance(value, dict):
+            raise PipelineError("decoded value is not a record", topic=topic_name)
+        return value
 
     def for_topic(self, topic: Topic) -> TopicCodec:
         codec = self._codecs.get(topic.name)
@@ -83,7 +92,7 @@ class AvroCodec:
                     Schema(schema_text, "AVRO"),
                     conf={"auto.register.schemas": self.auto_register},
                 ),
-                deserializer=AvroDeserializer(self.registry),
+                deserializer=self._deserializer,
             )
             self._codecs[topic.name] = codec
         return codec
