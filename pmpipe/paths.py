@@ -6,6 +6,7 @@ packaged under pmpipe/_data/.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
@@ -19,7 +20,9 @@ def project_dir(name: str) -> Path:
 
 
 def schemas_dir() -> Path:
-    return project_dir("schemas")
+    """schemas/, or PMPIPE_SCHEMAS_DIR (to check a proposed change before it is committed)."""
+    override = os.environ.get("PMPIPE_SCHEMAS_DIR")
+    return Path(override) if override else project_dir("schemas")
 
 
 def clickhouse_dir() -> Path:

@@ -91,6 +91,7 @@ def _pmpipe(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     return subprocess.run(
         [sys.executable, "-c", "from pmpipe.cli import main; main()", *args],
         env={"PATH": "/usr/bin:/bin", **env},
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,
