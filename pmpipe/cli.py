@@ -131,6 +131,16 @@ def serve_command(host: str, port: int | None, pool_size: int, data_dir: Path | 
     )
 
 
+def _register_commands() -> None:
+    """Commands that live with their role (producers/, sink/), attached by name."""
+    from producers.normalize import normalize_command
+
+    cli.add_command(normalize_command)
+
+
+_register_commands()
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
