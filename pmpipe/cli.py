@@ -7,6 +7,7 @@ exit code 2, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,119 @@ def serve_command(host: str, port: int | None, pool_size: int, data_dir: Path | 
         user=config.clickhouse_user,
         password=config.clickhouse_password,
         pool_size=pool_size,
+    )
+
+
+# --- setup and the embedded stack ------------------------------------------------------------
+@cli.command("init")
+@click.option("--no-topics", is_flag=True, help="Skip topic creation.")
+@click.option("--no-schemas", is_flag=True, help="Skip schema registration.")
+@click.option("--no-clickhouse", is_flag=True, help="Skip ClickHouse migrations.")
+def init_command(no_topics: bool, no_schemas: bool, no_clickhouse: bool) -> None:
+    """Create topics, register schemas and apply ClickHouse migrations (idempotent)."""
+    from pmpipe.bootstrap import initialize
+
+    setup_logging("init")
+    report = initialize(
+        load_config(), topics=not no_topics, schemas=not no_schemas, clickhouse=not no_clickhouse
+    )
+    click.echo(
+        f"init done: cluster_id={report.cluster_id or '-'} topics_created={report.topics_created} "
+        f"schemas={len(report.schemas)} migrations_applied={report.migrations}"
+    )
+
+
+@cli.command("migrate")
+@click.option("--database", default=None, help="Target database [CLICKHOUSE_DATABASE].")
+@click.option("--ws-raw-ttl-days", default=30, type=click.IntRange(1, 36500))
+@click.option("--book-depth", default=0, type=click.IntRange(0), help="Levels kept; 0 = all.")
+def migrate_command(database: str | None, ws_raw_ttl_days: int, book_depth: int) -> None:
+    """Apply pending ClickHouse migrations (a migrations table records what ran)."""
+    from pmpipe.clickhouse import make_client
+    from pmpipe.migrations import apply_migrations
+
+    setup_logging("migrate")
+    config = load_config(clickhouse_database=database)
+    client = make_client(config, database=None)
+    try:
+        applied = apply_migrations(
+            client,
+            config.clickhouse_database,
+            ws_raw_ttl_days=ws_raw_ttl_days,
+            book_depth=book_depth,
+        )
+    finally:
+        client.close()
+    click.echo(f"migrations applied: {applied or 'none pending'}")
+
+
+@cli.command("up")
+@click.option("--simulate", is_flag=True, help="Run against the local Polymarket simulator.")
+@click.option("--markets", default=200, type=click.IntRange(1), help="Simulated markets.")
+@click.option(
+    "--feeds",
+    default=",".join(("markets", "prices", "trades", "books", "ws")),
+    help="Comma-separated producer feeds to run.",
+)
+@click.option("--no-sink", is_flag=True, help="Do not run the sink.")
+@click.option("--loadgen", "loadgen_rate", default=0.0, help="Add synthetic trades/s (testing).")
+@click.option("--loadgen-raw-bytes", default=0, type=click.IntRange(0), help="Random bytes each.")
+@data_dir_option
+def up_command(
+    simulate: bool,
+    markets: int,
+    feeds: str,
+    no_sink: bool,
+    loadgen_rate: float,
+    loadgen_raw_bytes: int,
+    data_dir: Path | None,
+) -> None:
+    """Start the embedded stack: broker, registry, ClickHouse, producers, sink (Ctrl-C stops)."""
+    from pmpipe.embedded import FEEDS, StackOptions, run_up
+
+    os.environ.setdefault("PMPIPE_LOG_FORMAT", "text")  # children inherit it
+    setup_logging("up")
+    chosen = tuple(f.strip() for f in feeds.split(",") if f.strip())
+    unknown = sorted(set(chosen) - set(FEEDS))
+    if unknown:
+        raise click.BadParameter(f"unknown feed(s) {unknown}; choose from {list(FEEDS)}")
+    config = load_config(data_dir=data_dir)
+    options = StackOptions(
+        simulate=simulate,
+        simulator_markets=markets,
+        feeds=chosen,
+        with_sink=not no_sink,
+        loadgen_rate=loadgen_rate,
+        loadgen_raw_bytes=loadgen_raw_bytes,
+    )
+    sys.exit(run_up(config, options))
+
+
+@cli.command("loadgen")
+@click.option("--rate", default=1000.0, type=click.FloatRange(min=1), help="Trades per second.")
+@click.option("--seconds", default=0.0, help="Stop after this long (0 = until Ctrl-C).")
+@click.option("--raw-bytes", default=0, type=click.IntRange(0), help="Random ws_raw bytes each.")
+@click.option("--run-id", default=None, help="Run id in the trade keys (default: random).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def loadgen_command(
+    rate: float, seconds: float, raw_bytes: int, run_id: str | None, report: Path | None
+) -> None:
+    """Synthetic produce load with gap-free trade keys (tests and benchmarks)."""
+    import asyncio
+    import uuid
+
+    from pmpipe.loadgen import run_loadgen
+
+    setup_logging("loadgen")
+    asyncio.run(
+        run_loadgen(
+            load_config(),
+            rate=rate,
+            seconds=seconds,
+            raw_bytes=raw_bytes,
+            run_id=run_id or uuid.uuid4().hex[:8],
+            report_path=report,
+        )
     )
 
 

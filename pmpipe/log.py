@@ -74,5 +74,5 @@ def setup_logging(component: str, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "aiohttp.access", "urllib3"):
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp.access", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

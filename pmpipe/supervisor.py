@@ -62,6 +62,9 @@ class ChildSpec:
     restart: bool = True
     url: str | None = None
     stop_signal: int = signal.SIGTERM
+    start_gate: Callable[[], Awaitable[None]] | None = None
+    """Awaited after `depends_on` are ready and before the first start (e.g. topics and
+    migrations created by the embedded stack's controller)."""
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,12 @@ class Supervisor:
         if self._stop_event is not None:
             self._stop_event.set()
 
+    def specs(self) -> list[ChildSpec]:
+        return list(self._specs)
+
+    def has_child(self, name: str) -> bool:
+        return name in self._children
+
     def pid(self, name: str) -> int | None:
         """Pid of the running child `name` (None while it is down)."""
         return self._child(name).running_pid()
@@ -399,10 +408,11 @@ class Supervisor:
 
     async def _wait_dependencies(self, child: _Child) -> bool:
         deps = [self._children[d].first_ready for d in child.spec.depends_on]
-        if not deps:
-            return True
-        all_ready = asyncio.gather(*(d.wait() for d in deps))
-        await _first_done(all_ready, child.stop_requested.wait())
+        if deps:
+            all_ready = asyncio.gather(*(d.wait() for d in deps))
+            await _first_done(all_ready, child.stop_requested.wait())
+        if child.spec.start_gate is not None and not child.stop_requested.is_set():
+            await _first_done(child.spec.start_gate(), child.stop_requested.wait())
         return not child.stop_requested.is_set()
 
     async def _keep_running(self, child: _Child) -> None:
