@@ -107,7 +107,9 @@ def test_every_topic_round_trips_identically(config: Config) -> None:
                 if msg is None:
                     continue
                 assert msg.error() is None, msg.error()
-                got.append(msg.value())
+                value = msg.value()
+                assert value is not None
+                got.append(value)
             assert len(got) == len(records), f"{name}: got {len(got)} of {len(records)}"
             for raw, expected in zip(got, records, strict=True):
                 schema_id, _ = split_confluent_header(raw)  # magic byte + 4-byte id
