@@ -245,6 +245,58 @@ def loadgen_command(
     )
 
 
+# --- looking at the data ---------------------------------------------------------------------
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status_command(as_json: bool) -> None:
+    """Topics, consumer lag, dead letters, rows and freshness per table."""
+    from pmpipe.status import gather_status, render_status
+
+    status = gather_status(load_config())
+    if as_json:
+        click.echo(json.dumps(status.to_json(), indent=2, default=str))
+    else:
+        click.echo(render_status(status))
+    if status.errors:
+        sys.exit(1)
+
+
+@cli.command("query")
+@click.argument("sql")
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    help="Any ClickHouse output format (TSV, JSONEachRow, CSV, Pretty...). "
+    "Default: PrettyCompact on a terminal, TSVWithNames otherwise.",
+)
+@click.option("--database", default=None, help="[CLICKHOUSE_DATABASE]")
+@click.option("--param", "params", multiple=True, help="name=value for {name:Type} in SQL.")
+def query_command(sql: str, fmt: str | None, database: str | None, params: tuple[str, ...]) -> None:
+    """Run SQL against the configured ClickHouse (embedded or Cloud) and print the result."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from pmpipe.clickhouse import make_client
+
+    config = load_config(clickhouse_database=database)
+    fmt = fmt or ("PrettyCompact" if sys.stdout.isatty() else "TSVWithNames")
+    parameters: dict[str, str] = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected name=value, got {item!r}", param_hint="--param")
+        parameters[name] = value
+    client = make_client(config)
+    try:
+        data = client.raw_query(sql, parameters=parameters or None, fmt=fmt)
+    except ClickHouseError as e:
+        raise PipelineError(f"query failed: {str(e).strip().splitlines()[0]}") from e
+    finally:
+        client.close()
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
 def _register_commands() -> None:
     """Commands that live with their role (producers/, sink/), attached by name."""
     from producers.normalize import normalize_command
