@@ -191,6 +191,8 @@ def test_planned_restart_and_signal_child(
     async def scenario() -> None:
         run = asyncio.create_task(sup.run())
         await _until((tmp_path / "ready-sink").exists)  # its SIGUSR1 handler is installed
+        # and the supervisor has seen it ready (its ready check polls)
+        await _until(lambda: any(r.getMessage() == "ready sink" for r in caplog.records))
         first = sup.pid("sink")
         sup.signal_child("sink", signal.SIGUSR1)
         await _until((tmp_path / "usr1-sink").exists)
