@@ -33,8 +33,12 @@ def load_fixture(name: str) -> Any:
 def captures_dir() -> Path:
     """The shared captures folder (skips the calling test when it is absent)."""
     env = os.environ.get("PMPIPE_CAPTURES_DIR")
-    default = Path(__file__).resolve().parents[2].parent / "shared/polymarket/captures"
-    folder = Path(env) if env else default
-    if not folder.is_dir():
-        pytest.skip(f"captures folder {folder} not found (set PMPIPE_CAPTURES_DIR)")
-    return folder
+    candidates = [Path(env)] if env else []
+    candidates += [
+        Path(__file__).resolve().parents[2].parent / "shared/polymarket/captures",
+        Path("/work/shared/polymarket/captures"),  # the team machines' shared folder
+    ]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    pytest.skip(f"captures folder not found in {candidates} (set PMPIPE_CAPTURES_DIR)")
