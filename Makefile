@@ -14,6 +14,7 @@ up: bootstrap
 lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	./scripts/hadolint.sh
 
 typecheck: bootstrap
 	.venv/bin/mypy

@@ -175,6 +175,55 @@ def migrate_command(database: str | None, ws_raw_ttl_days: int, book_depth: int)
     click.echo(f"migrations applied: {applied or 'none pending'}")
 
 
+@cli.command("kafka-engine-ddl")
+@click.option("--database", default=None, help="Target database [CLICKHOUSE_DATABASE].")
+@click.option(
+    "--brokers",
+    default=None,
+    help="Kafka brokers as the ClickHouse SERVER reaches them [KAFKA_BOOTSTRAP_SERVERS].",
+)
+@click.option(
+    "--registry-url",
+    default=None,
+    help="Schema registry as the ClickHouse SERVER reaches it, no path [SCHEMA_REGISTRY_URL].",
+)
+@click.option(
+    "--consumers",
+    default=1,
+    type=click.IntRange(1, 64),
+    help="kafka_num_consumers per topic (capped at its partitions).",
+)
+@click.option(
+    "--group", default="clickhouse-pmpipe", help="Consumer group prefix: <group>-<topic schema>."
+)
+def kafka_engine_ddl_command(
+    database: str | None,
+    brokers: str | None,
+    registry_url: str | None,
+    consumers: int,
+    group: str,
+) -> None:
+    """Print the Kafka-engine DDL (self-hosted ClickHouse only): pipe it into
+    `clickhouse-client --multiquery`. ClickHouse Cloud has no Kafka engine: use `pmpipe sink`."""
+    from pmpipe.kafka_engine import kafka_engine_ddl
+
+    config = load_config(
+        clickhouse_database=database,
+        kafka_bootstrap_servers=brokers,
+        schema_registry_url=registry_url,
+    )
+    click.echo(
+        kafka_engine_ddl(
+            config.clickhouse_database,
+            config.kafka_bootstrap_servers,
+            config.schema_registry_url,
+            consumers=consumers,
+            group=group,
+        ),
+        nl=False,
+    )
+
+
 @cli.command("up")
 @click.option("--simulate", is_flag=True, help="Run against the local Polymarket simulator.")
 @click.option("--markets", default=200, type=click.IntRange(1), help="Simulated markets.")
