@@ -64,6 +64,8 @@ class Config:
     data_dir: Path = Path("data")
     embedded_broker_roll_bytes: int = 1024 * 1024 * 1024
     dashboard_port: int = 3000
+    # --- observability -------------------------------------------------------------------------
+    metrics_port: int = 0  # 0 = no /metrics and /health endpoint
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -239,4 +241,5 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "sink_batch_max_secs": _positive,
     "embedded_broker_roll_bytes": _positive,
     "dashboard_port": _port,
+    "metrics_port": lambda v: None if 0 <= v <= 65535 else f"port must be 0..65535, got {v}",
 }
