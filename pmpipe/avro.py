@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -24,6 +25,14 @@ from pmpipe.topics import Topic
 
 MAGIC_BYTE = 0
 HEADER_SIZE = 5
+
+
+def registry_reachable(url: str, timeout: float = 2.0) -> bool:
+    """True when a Confluent-compatible registry answers GET /subjects (for /health)."""
+    try:
+        return httpx.get(f"{url.rstrip('/')}/subjects", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def make_registry_client(conf: dict[str, str]) -> SchemaRegistryClient:

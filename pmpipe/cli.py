@@ -349,9 +349,11 @@ def query_command(sql: str, fmt: str | None, database: str | None, params: tuple
 def _register_commands() -> None:
     """Commands that live with their role (producers/, sink/), attached by name."""
     from producers.normalize import normalize_command
+    from producers.run import produce_command
     from producers.simulator.cli import simulate_command
 
     cli.add_command(normalize_command)
+    cli.add_command(produce_command)
     cli.add_command(simulate_command)
 
 

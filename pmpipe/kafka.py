@@ -16,11 +16,12 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from pmpipe.avro import AvroCodec
 from pmpipe.config import Config
 from pmpipe.errors import PipelineError
+from pmpipe.metrics import RECORDS_FAILED, RECORDS_PRODUCED
 from pmpipe.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -99,11 +100,13 @@ class RecordProducer:
         topic = msg.topic() or "?"
         if err is not None:
             self.failed[topic] += 1
+            RECORDS_FAILED.labels(topic).inc()
             if err.fatal():
                 self.fatal = str(err)
             log.error("delivery failed topic=%s error=%s", topic, err)
             return
         self.delivered[topic] += 1
+        RECORDS_PRODUCED.labels(topic).inc()
         partition, offset = msg.partition(), msg.offset()
         if partition is not None and offset is not None and offset >= 0:
             key = (topic, partition)
@@ -167,6 +170,14 @@ class RecordProducer:
             if not self._paused:
                 break
         self._buffer.append(item)
+
+    def broker_reachable(self, timeout: float = 2.0) -> bool:
+        """True when the broker answers a metadata request (for /health)."""
+        try:
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException:
+            return False
+        return self.fatal is None
 
     def poll(self, timeout: float = 0.0) -> int:
         return int(self._producer.poll(timeout))

@@ -92,3 +92,22 @@ def serve_metrics(
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics and health on http://%s:%d/metrics /health", host, port)
     return server
+
+
+STAT = Gauge(
+    "pmpipe_stat",
+    "Every numeric counter a component keeps in its stats() (flattened key path)",
+    ["component", "key"],
+)
+
+
+def export_stats(component: str, stats: dict[str, object], prefix: str = "") -> None:
+    """Mirror a component's nested stats() dict into the pmpipe_stat gauge."""
+    for key, value in stats.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, bool):
+            STAT.labels(component, path).set(1.0 if value else 0.0)
+        elif isinstance(value, int | float):
+            STAT.labels(component, path).set(float(value))
+        elif isinstance(value, dict):
+            export_stats(component, value, path)
