@@ -235,6 +235,7 @@ def kafka_engine_ddl_command(
 @click.option("--no-sink", is_flag=True, help="Do not run the sink.")
 @click.option("--loadgen", "loadgen_rate", default=0.0, help="Add synthetic trades/s (testing).")
 @click.option("--loadgen-raw-bytes", default=0, type=click.IntRange(0), help="Random bytes each.")
+@click.option("--loadgen-seconds", default=0.0, help="Stop the synthetic load after (0 = never).")
 @data_dir_option
 def up_command(
     simulate: bool,
@@ -243,6 +244,7 @@ def up_command(
     no_sink: bool,
     loadgen_rate: float,
     loadgen_raw_bytes: int,
+    loadgen_seconds: float,
     data_dir: Path | None,
 ) -> None:
     """Start the embedded stack: broker, registry, ClickHouse, producers, sink (Ctrl-C stops)."""
@@ -262,6 +264,7 @@ def up_command(
         with_sink=not no_sink,
         loadgen_rate=loadgen_rate,
         loadgen_raw_bytes=loadgen_raw_bytes,
+        loadgen_seconds=loadgen_seconds,
     )
     sys.exit(run_up(config, options))
 

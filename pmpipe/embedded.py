@@ -74,6 +74,7 @@ class StackOptions:
     with_sink: bool = True
     loadgen_rate: float = 0.0
     loadgen_raw_bytes: int = 0
+    loadgen_seconds: float = 0.0
     extra_children: tuple[ChildSpec, ...] = ()
     monitor_interval_secs: float = 2.0
     roll_drain_timeout_secs: float = 300.0
@@ -203,6 +204,8 @@ class EmbeddedStack:
                         str(self.options.loadgen_rate),
                         "--raw-bytes",
                         str(self.options.loadgen_raw_bytes),
+                        "--seconds",
+                        str(self.options.loadgen_seconds),
                         "--report",
                         str(self.run_dir / "loadgen.report.json"),
                     ),
@@ -211,6 +214,7 @@ class EmbeddedStack:
                     start_gate=self._initialized,
                     stop_order=0,
                     stop_timeout_secs=60,
+                    restart=self.options.loadgen_seconds <= 0,  # a timed run ends for good
                 )
             )
         for spec in self.options.extra_children:
