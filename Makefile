@@ -3,7 +3,7 @@
 #   make test                 set up everything, run lint, types and all tests
 # `make up` without ARGS captures the real Polymarket APIs.
 
-.PHONY: up test lint typecheck pytest bootstrap clean
+.PHONY: up test lint typecheck pytest dashboard-test bootstrap clean
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -22,7 +22,10 @@ typecheck: bootstrap
 pytest: bootstrap
 	.venv/bin/pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+dashboard-test: bootstrap
+	./scripts/dashboard-test.sh
+
+test: lint typecheck pytest dashboard-test
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -233,6 +233,7 @@ def kafka_engine_ddl_command(
     help="Comma-separated producer feeds to run.",
 )
 @click.option("--no-sink", is_flag=True, help="Do not run the sink.")
+@click.option("--no-dashboard", is_flag=True, help="Do not run the dashboard.")
 @click.option("--loadgen", "loadgen_rate", default=0.0, help="Add synthetic trades/s (testing).")
 @click.option("--loadgen-raw-bytes", default=0, type=click.IntRange(0), help="Random bytes each.")
 @click.option("--loadgen-seconds", default=0.0, help="Stop the synthetic load after (0 = never).")
@@ -242,6 +243,7 @@ def up_command(
     markets: int,
     feeds: str,
     no_sink: bool,
+    no_dashboard: bool,
     loadgen_rate: float,
     loadgen_raw_bytes: int,
     loadgen_seconds: float,
@@ -262,6 +264,7 @@ def up_command(
         simulator_markets=markets,
         feeds=chosen,
         with_sink=not no_sink,
+        with_dashboard=not no_dashboard,
         loadgen_rate=loadgen_rate,
         loadgen_raw_bytes=loadgen_raw_bytes,
         loadgen_seconds=loadgen_seconds,
@@ -295,6 +298,18 @@ def loadgen_command(
             report_path=report,
         )
     )
+
+
+@cli.command("dashboard")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="[PMPIPE_DASHBOARD_PORT]")
+@click.option("--host", default="127.0.0.1", help="Bind address (loopback by default).")
+def dashboard_command(port: int | None, host: str) -> None:
+    """Build the dashboard if needed (npm ci, next build) and serve it against ClickHouse."""
+    from pmpipe.dashboard import dashboard_env, run_dashboard
+
+    setup_logging("dashboard")
+    config = load_config(dashboard_port=port)
+    sys.exit(run_dashboard(config.dashboard_port, dashboard_env(config), host=host))
 
 
 # --- looking at the data ---------------------------------------------------------------------
@@ -354,10 +369,12 @@ def _register_commands() -> None:
     from producers.normalize import normalize_command
     from producers.run import produce_command
     from producers.simulator.cli import simulate_command
+    from sink.run import sink_command
 
     cli.add_command(normalize_command)
     cli.add_command(produce_command)
     cli.add_command(simulate_command)
+    cli.add_command(sink_command)
 
 
 _register_commands()

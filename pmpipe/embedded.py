@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -72,6 +73,7 @@ class StackOptions:
     simulator_markets: int = 200
     feeds: tuple[str, ...] = FEEDS
     with_sink: bool = True
+    with_dashboard: bool = True
     loadgen_rate: float = 0.0
     loadgen_raw_bytes: int = 0
     loadgen_seconds: float = 0.0
@@ -194,6 +196,24 @@ class EmbeddedStack:
                     stop_timeout_secs=60,
                 )
             )
+        if self.options.with_dashboard:
+            if shutil.which("node") and shutil.which("npm"):
+                port = cfg.dashboard_port
+                children.append(
+                    ChildSpec(
+                        "dashboard",
+                        pmpipe_argv("dashboard", "--port", str(port)),
+                        env=env,
+                        depends_on=("clickhouse",),
+                        start_gate=self._initialized,
+                        ready_check=http_check(f"http://127.0.0.1:{port}/"),
+                        ready_timeout_secs=900,  # the first start runs npm ci + next build
+                        stop_order=0,
+                        url=f"http://127.0.0.1:{port}",
+                    )
+                )
+            else:
+                log.warning("node/npm not found: the dashboard is not started")
         if self.options.loadgen_rate > 0:
             children.append(
                 ChildSpec(
