@@ -359,12 +359,17 @@ class EmbeddedStack:
             offsets = await self._pause(producers)
             if offsets is None:
                 return False
-            if self.supervisor.has_child("sink"):
+            has_sink = self.supervisor.has_child("sink")
+            if has_sink:
                 await self._wait_sink_caught_up(offsets)
+                # The sink leaves its consumer group before the broker goes: a member that
+                # silently rejoined the new broker would make the next join wait for it up
+                # to the rebalance timeout (max.poll.interval.ms, 5 minutes).
+                await self.supervisor.hold_child("sink")
             await self.supervisor.restart_child("broker")
             self.cluster_id, _ = await asyncio.to_thread(init_topics, self.config)
-            if self.supervisor.has_child("sink"):
-                await self.supervisor.restart_child("sink")
+            if has_sink:
+                await self.supervisor.release_child("sink")
             self.rolls += 1
             log.info(
                 "broker log rolled cluster_id=%s rss_before=%d rss_after=%d secs=%.1f",
@@ -378,6 +383,8 @@ class EmbeddedStack:
             log.error("broker log roll aborted: %s", e)
             return False
         finally:
+            if self.supervisor.has_child("sink") and self.supervisor.is_held("sink"):
+                await self.supervisor.release_child("sink")
             self._resume(producers)
             self._rolling = False
 

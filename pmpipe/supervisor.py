@@ -217,6 +217,8 @@ class _Child:
         self.stop_requested = asyncio.Event()
         self.restart_requested = asyncio.Event()
         self.changed = asyncio.Condition()
+        self.held = False  # stopped on purpose, not to be started until released
+        self.release = asyncio.Event()
 
     def running_pid(self) -> int | None:
         proc = self.proc
@@ -293,6 +295,9 @@ class Supervisor:
     def has_child(self, name: str) -> bool:
         return name in self._children
 
+    def is_held(self, name: str) -> bool:
+        return self._child(name).held
+
     def pid(self, name: str) -> int | None:
         """Pid of the running child `name` (None while it is down)."""
         return self._child(name).running_pid()
@@ -325,6 +330,42 @@ class Supervisor:
                 f"{name} was not ready again within {timeout:g} s of a planned restart",
                 component="supervisor",
             ) from e
+
+    async def hold_child(self, name: str, timeout_secs: float | None = None) -> None:
+        """Stop the child as on shutdown and keep it stopped until `release_child`."""
+        child = self._child(name)
+        if self._stop_requested or child.task is None or child.task.done():
+            raise PipelineError(f"cannot hold {name}: not supervised", component="supervisor")
+        timeout = timeout_secs or child.spec.stop_timeout_secs + 5
+        child.held = True
+        logger.info("holding %s (stopped until released)", name)
+        child.restart_requested.set()
+        try:
+            async with child.changed:
+                await asyncio.wait_for(
+                    child.changed.wait_for(
+                        lambda: child.proc is None or child.proc.returncode is not None
+                    ),
+                    timeout,
+                )
+        except TimeoutError as e:
+            raise PipelineError(f"{name} did not stop within {timeout:g} s") from e
+
+    async def release_child(self, name: str, timeout_secs: float | None = None) -> None:
+        """Start a held child again; returns when it is ready."""
+        child = self._child(name)
+        spec = child.spec
+        starts = child.starts
+        child.held = False
+        child.release.set()
+        timeout = timeout_secs or spec.ready_timeout_secs
+        try:
+            async with child.changed:
+                await asyncio.wait_for(
+                    child.changed.wait_for(lambda: child.starts > starts and child.ready), timeout
+                )
+        except TimeoutError as e:
+            raise PipelineError(f"{name} was not ready within {timeout:g} s of its release") from e
 
     # --- startup and shutdown --------------------------------------------------------------
 
@@ -420,6 +461,11 @@ class Supervisor:
         startup_deadline = loop.time() + spec.ready_timeout_secs
         attempt = 0
         while not child.stop_requested.is_set():
+            while child.held and not child.stop_requested.is_set():
+                child.release.clear()
+                await _first_done(child.release.wait(), child.stop_requested.wait())
+            if child.stop_requested.is_set():
+                return
             started = loop.time()
             proc = await self._spawn(child)
             if proc is None:

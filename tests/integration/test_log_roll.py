@@ -53,13 +53,14 @@ def test_log_roll_under_load_loses_nothing(tmp_path: Path) -> None:
                 "SELECT count(), uniqExact(trade_key) FROM polymarket.market_trades "
                 "WHERE trade_key LIKE 'loadgen|%'"
             ).result_rows[0]
-            if rows >= produced["produced"] or time.monotonic() > deadline:
+            frames = ch.command("SELECT count() FROM polymarket.ws_raw_frames")
+            done = rows >= produced["produced"] and frames >= produced["produced"]
+            if done or time.monotonic() > deadline:
                 break
             time.sleep(1)
         assert keys == produced["produced"], "lost trades"
         assert rows == keys, "doubled trades"
-        frames = ch.command("SELECT count() FROM polymarket.ws_raw_frames")
-        assert frames == produced["produced"]
+        assert frames == produced["produced"], "lost or doubled raw frames"
     finally:
         code = up.stop()
     assert code == 0
