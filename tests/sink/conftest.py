@@ -168,3 +168,63 @@ def migrated_database(clickhouse_client: Client) -> Iterator[str]:
     apply_migrations(clickhouse_client, name)
     yield name
     _drop_database(clickhouse_client, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The sink's end-to-end tests (helpers in tests/sink/sinkstack.py): the registry, one test's
+# prefixed topics and group on the session broker, a ClickHouse endpoint a test may stop.
+
+
+@pytest.fixture(scope="session")
+def sink_registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The embedded schema registry, served from a thread of the test process."""
+    from pmpipe.registry.server import RegistryThread
+
+    registry = RegistryThread(tmp_path_factory.mktemp("sink-registry"))
+    registry.start()
+    try:
+        yield registry.url
+    finally:
+        registry.stop()
+
+
+@pytest.fixture
+def sink_stack(
+    tansu_broker: str,
+    sink_registry_url: str,
+    clickhouse_endpoint: Endpoint,
+    clickhouse_client: Client,
+    migrated_database: str,
+    tmp_path: Path,
+):
+    """A migrated database, a unique topic prefix (topics created) and group id on the session
+    broker; `start_sink()` runs `python -m sink` against them (a `SinkStack`)."""
+    from tests.sink.sinkstack import SinkStack
+
+    run = uuid.uuid4().hex[:10]
+    stack = SinkStack(
+        bootstrap=tansu_broker,
+        registry_url=sink_registry_url,
+        endpoint=clickhouse_endpoint,
+        database=migrated_database,
+        prefix=f"t{run}.",
+        group_id=f"sink-{run}",
+        log_dir=tmp_path,
+        client=clickhouse_client,
+    )
+    stack.create_topics()
+    return stack
+
+
+@pytest.fixture
+def own_clickhouse(tmp_path: Path):
+    """An embedded ClickHouse of this test alone, which it may kill and start again (a
+    `ChServeProcess`)."""
+    from tests.sink.sinkstack import ChServeProcess
+
+    server = ChServeProcess(tmp_path / "clickhouse", tmp_path / "chserve.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
