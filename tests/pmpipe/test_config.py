@@ -114,3 +114,17 @@ def test_cli_unreachable_registry_is_one_readable_line() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: cannot reach schema registry at http://127.0.0.1:9")
+
+
+def test_cli_unreachable_broker_is_one_readable_line() -> None:
+    result = _pmpipe(
+        "init",
+        "--no-schemas",
+        "--no-clickhouse",
+        env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "PMPIPE_LOG_LEVEL": "ERROR"},
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith(
+        "error: cannot reach Kafka broker at 127.0.0.1:9"
+    ), result.stderr
