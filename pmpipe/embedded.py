@@ -367,6 +367,7 @@ class EmbeddedStack:
                 # to the rebalance timeout (max.poll.interval.ms, 5 minutes).
                 await self.supervisor.hold_child("sink")
             await self.supervisor.restart_child("broker")
+            rss_after = self.broker_rss()  # the fresh broker, before anything is produced
             self.cluster_id, _ = await asyncio.to_thread(init_topics, self.config)
             if has_sink:
                 await self.supervisor.release_child("sink")
@@ -375,7 +376,7 @@ class EmbeddedStack:
                 "broker log rolled cluster_id=%s rss_before=%d rss_after=%d secs=%.1f",
                 self.cluster_id,
                 rss_before,
-                self.broker_rss(),
+                rss_after,
                 time.monotonic() - started,
             )
             return True
