@@ -103,6 +103,7 @@ class EmbeddedStack:
             "SCHEMA_REGISTRY_URL": self.config.schema_registry_url,
             "CLICKHOUSE_HOST": self.config.clickhouse_host,
             "CLICKHOUSE_PORT": str(self.config.clickhouse_port),
+            "PMPIPE_METRICS_PORT": "0",  # one port per child, below
         }
         if self.options.simulate:
             base = f"http://127.0.0.1:{SIMULATOR_PORT}"
@@ -113,6 +114,12 @@ class EmbeddedStack:
                 "POLYMARKET_WS_URL": f"ws://127.0.0.1:{SIMULATOR_PORT}/ws/market",
             }
         return env
+
+    def metrics_env(self, offset: int) -> dict[str, str]:
+        """PMPIPE_METRICS_PORT for one child: the configured base port + offset (sink +0,
+        producers +1..), or none when no base port is configured."""
+        base = self.config.metrics_port
+        return {"PMPIPE_METRICS_PORT": str(base + offset)} if base else {}
 
     async def _initialized(self) -> None:
         await self.initialized.wait()
@@ -175,7 +182,7 @@ class EmbeddedStack:
                 ChildSpec(
                     "sink",
                     pmpipe_argv("sink"),
-                    env=env,
+                    env=env | self.metrics_env(0),
                     depends_on=infra,
                     start_gate=self._initialized,
                     stop_order=1,
@@ -183,13 +190,13 @@ class EmbeddedStack:
                 )
             )
         feed_deps = infra + (("simulator",) if self.options.simulate else ())
-        for feed in self.options.feeds:
+        for index, feed in enumerate(self.options.feeds, start=1):
             name = f"produce-{feed}"
             children.append(
                 ChildSpec(
                     name,
                     pmpipe_argv("produce", feed),
-                    env=env | {NAME_ENV: name, PAUSABLE_ENV: "1"},
+                    env=env | {NAME_ENV: name, PAUSABLE_ENV: "1"} | self.metrics_env(index),
                     depends_on=feed_deps,
                     start_gate=self._initialized,
                     stop_order=0,

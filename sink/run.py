@@ -11,20 +11,23 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
 
 import click
+import httpx
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from pmpipe.avro import AvroCodec, make_registry_client
+from pmpipe.avro import AvroCodec, make_registry_client, registry_reachable
 from pmpipe.config import Config
 from pmpipe.errors import PipelineError
 from pmpipe.kafka import RecordProducer, consumer_config
 from pmpipe.log import setup_logging
+from pmpipe.metrics import export_stats, serve_metrics
 from pmpipe.migrations import TOPIC_TABLES
 from pmpipe.supervisor import Backoff
 from pmpipe.topics import DLQ, Topic, get_topic
@@ -106,6 +109,42 @@ def build_sink(
         dead_letters=DeadLetters(producer, dlq_topic(topic_prefix)),
         crash=CrashPoints.from_env(),
     )
+
+
+def sink_health(config: Config, admin: AdminClient) -> dict[str, bool]:
+    """/health: ready when the broker, the registry and ClickHouse all answer."""
+    try:
+        admin.list_topics(timeout=2)
+        broker = True
+    except KafkaException:
+        broker = False
+    try:
+        clickhouse = httpx.get(f"{config.clickhouse_url}/ping", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        clickhouse = False
+    return {
+        "broker": broker,
+        "registry": registry_reachable(config.schema_registry_url),
+        "clickhouse": clickhouse,
+    }
+
+
+def start_observability(config: Config, sink: Sink, interval_secs: float = 5.0) -> None:
+    """/metrics and /health on PMPIPE_METRICS_PORT, and the sink's stats mirrored into them."""
+    if not config.metrics_port:
+        return
+    admin = AdminClient(dict(config.kafka_client_config()))
+    serve_metrics(config.metrics_port, lambda: sink_health(config, admin))
+
+    def export() -> None:
+        while True:
+            try:
+                export_stats("sink", sink.stats())
+            except RuntimeError as e:  # a counter dict changed size mid-read: next round
+                log.debug("stats export skipped: %s", e)
+            time.sleep(interval_secs)
+
+    threading.Thread(target=export, name="stats-export", daemon=True).start()
 
 
 class _Signals:
@@ -201,6 +240,7 @@ def sink_command(
             return
         sink = build_sink(config, client, options, topic_prefix=topic_prefix)
         signals.sink = sink
+        start_observability(config, sink)
         if signals.count:
             sink.stop()
         log.info(

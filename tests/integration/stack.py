@@ -76,9 +76,24 @@ class UpProcess:
         tail = "\n".join(self.lines[-60:])
         raise AssertionError(f"timed out waiting for a log line; last lines:\n{tail}")
 
+    def wait_for_text(self, text: str, timeout: float = 60.0, since: int = 0) -> str:
+        def has_text(line: str) -> bool:
+            return text in line
+
+        return self.wait_for(has_text, timeout=timeout, since=since)
+
     def mark(self) -> int:
         with self._lock:
             return len(self.lines)
+
+    def supervised_pid(self, child: str) -> int:
+        """The pid the supervisor last logged for `child` ("started <child> pid=N")."""
+        with self._lock:
+            lines = list(self.lines)
+        for line in reversed(lines):
+            if f"started {child} pid=" in line:
+                return int(line.rsplit("pid=", 1)[1].split()[0])
+        raise AssertionError(f"no start of {child} logged")
 
     def descendants(self) -> list[psutil.Process]:
         assert self.proc is not None
