@@ -228,6 +228,13 @@ def kafka_engine_ddl_command(
 @click.option("--simulate", is_flag=True, help="Run against the local Polymarket simulator.")
 @click.option("--markets", default=200, type=click.IntRange(1), help="Simulated markets.")
 @click.option(
+    "--simulator-port",
+    envvar="PMPIPE_SIMULATOR_PORT",
+    default=18900,
+    type=click.IntRange(1, 65535),
+    help="Loopback port of the simulator (with --simulate).",
+)
+@click.option(
     "--feeds",
     default=",".join(("markets", "prices", "trades", "books", "ws")),
     help="Comma-separated producer feeds to run.",
@@ -241,6 +248,7 @@ def kafka_engine_ddl_command(
 def up_command(
     simulate: bool,
     markets: int,
+    simulator_port: int,
     feeds: str,
     no_sink: bool,
     no_dashboard: bool,
@@ -262,6 +270,7 @@ def up_command(
     options = StackOptions(
         simulate=simulate,
         simulator_markets=markets,
+        simulator_port=simulator_port,
         feeds=chosen,
         with_sink=not no_sink,
         with_dashboard=not no_dashboard,

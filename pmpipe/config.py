@@ -79,6 +79,10 @@ class Config:
         conf = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
+            # Topics are created explicitly, with their partitions and policies: a broker must
+            # never auto-create one on a client's metadata request (seen on the embedded broker
+            # restarting under running clients: topics came back with 4 partitions).
+            "allow.auto.create.topics": "false",
         }
         if self.kafka_sasl_mechanism:
             conf["sasl.mechanism"] = self.kafka_sasl_mechanism

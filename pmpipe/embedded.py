@@ -71,6 +71,7 @@ def _port_of(bootstrap: str) -> int:
 class StackOptions:
     simulate: bool = False
     simulator_markets: int = 200
+    simulator_port: int = SIMULATOR_PORT
     feeds: tuple[str, ...] = FEEDS
     with_sink: bool = True
     with_dashboard: bool = True
@@ -106,12 +107,12 @@ class EmbeddedStack:
             "PMPIPE_METRICS_PORT": "0",  # one port per child, below
         }
         if self.options.simulate:
-            base = f"http://127.0.0.1:{SIMULATOR_PORT}"
+            base = f"http://127.0.0.1:{self.options.simulator_port}"
             env |= {
                 "POLYMARKET_GAMMA_URL": f"{base}/gamma",
                 "POLYMARKET_CLOB_URL": f"{base}/clob",
                 "POLYMARKET_DATA_URL": f"{base}/data",
-                "POLYMARKET_WS_URL": f"ws://127.0.0.1:{SIMULATOR_PORT}/ws/market",
+                "POLYMARKET_WS_URL": f"ws://127.0.0.1:{self.options.simulator_port}/ws/market",
             }
         return env
 
@@ -165,16 +166,16 @@ class EmbeddedStack:
                     pmpipe_argv(
                         "simulate",
                         "--port",
-                        str(SIMULATOR_PORT),
+                        str(self.options.simulator_port),
                         "--markets",
                         str(self.options.simulator_markets),
                         "--data-dir",
                         str(self.data_dir / "simulator"),
                     ),
                     env=env,
-                    ready_check=tcp_check("127.0.0.1", SIMULATOR_PORT),
+                    ready_check=tcp_check("127.0.0.1", self.options.simulator_port),
                     stop_order=1,
-                    url=f"http://127.0.0.1:{SIMULATOR_PORT}",
+                    url=f"http://127.0.0.1:{self.options.simulator_port}",
                 )
             )
         if self.options.with_sink:
@@ -343,6 +344,12 @@ class EmbeddedStack:
             return None
 
     async def _on_new_incarnation(self, cluster_id: str) -> None:
+        """The broker crashed and came back empty (not a planned roll): recreate the topics and
+        give every producer a fresh session on the new log by pausing and resuming it. The
+        producers are not restarted: a restarted trades producer would rebuild its seen-set
+        from the new, empty topic and emit again fills ClickHouse already has. The sink is
+        restarted once the producers are back (its consumer does not recover from the broker
+        vanishing under it)."""
         log.warning(
             "broker restarted as a new incarnation old=%s new=%s: recreating topics; records "
             "the old broker held but ClickHouse did not are lost (embedded mode)",
@@ -351,9 +358,16 @@ class EmbeddedStack:
         )
         self.cluster_id, created = await asyncio.to_thread(init_topics, self.config)
         log.info("topics recreated %s", created)
-        for name in [*self.pausable(), "sink"]:
-            if self.supervisor.has_child(name):
-                await self.supervisor.restart_child(name)
+        producers = [n for n in self.pausable() if self.supervisor.pid(n) is not None]
+        try:
+            await self._pause(producers)
+        finally:
+            self._resume(producers)
+        log.info("producers resumed on the new broker %s", producers)
+        if self.supervisor.has_child("sink"):
+            # A consumer that lived through the broker's restart keeps fetching nothing from
+            # the new log (seen on Tansu): a fresh sink process reads it from the start.
+            await self.supervisor.restart_child("sink")
 
     # -- the log roll ------------------------------------------------------------------------
     async def roll(self) -> bool:
@@ -397,8 +411,10 @@ class EmbeddedStack:
             self._rolling = False
 
     async def _pause(self, producers: list[str]) -> dict[tuple[str, int], int] | None:
+        pids: dict[str, int | None] = {}
         for name in producers:
             state_path(self.run_dir, name).unlink(missing_ok=True)
+            pids[name] = self.supervisor.pid(name)
             self.supervisor.signal_child(name, signal.SIGUSR1)
         offsets: dict[tuple[str, int], int] = {}
         deadline = time.monotonic() + 120
@@ -406,6 +422,9 @@ class EmbeddedStack:
             while (got := read_paused_offsets(state_path(self.run_dir, name))) is None:
                 if time.monotonic() > deadline or self.supervisor.pid(name) is None:
                     log.error("producer %s did not pause in time", name)
+                    return None
+                if self.supervisor.pid(name) != pids[name]:
+                    log.error("producer %s restarted instead of pausing", name)
                     return None
                 await asyncio.sleep(0.1)
             for key, value in got.items():

@@ -4,6 +4,13 @@
 idempotent, zstd-compressed, delivery reports counted, and back-pressure instead of drops when
 librdkafka's local queue is full. It can `pause()` (flush, then buffer) and `resume()` (fresh
 producer session, drain the buffer) so the embedded broker can be rolled underneath it.
+
+A session the broker no longer knows (the embedded broker crashed and came back empty: its
+idempotent producer id is unknown there, a fatal error) is replaced by `renew()`: a fresh
+session, and every record the old one did not get acknowledged (failed for that reason, or
+still queued, or in flight: purged) is sent again on the new one, in order. A record in
+flight when its log vanished may thus be sent twice to a log that still has it only if the
+broker wrote it and then lost the acknowledgement; the crash case has no such log.
 """
 
 from __future__ import annotations
@@ -62,6 +69,21 @@ def producer_config(config: Config, client_id: str, **extra: Any) -> dict[str, A
     return conf
 
 
+_RESEND_CODES = frozenset(
+    {
+        KafkaError._PURGE_QUEUE,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError._FATAL,
+        KafkaError.UNKNOWN_PRODUCER_ID,
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+    }
+)
+"""Delivery failures that mean "not written, the session is gone": re-sent by `renew()`."""
+_FLUSH_STALL_SECS = 5.0
+"""pause(): give up flushing when no delivery report arrived for this long (a dead session)."""
+
+
 @dataclass
 class _Pending:
     topic: str
@@ -90,6 +112,9 @@ class RecordProducer:
         self._max_buffered = max_buffered
         self.delivered: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
+        self.resent: Counter[str] = Counter()
+        self.renewals = 0
+        self._unsent: list[_Pending] = []  # failed as "session gone": sent again by renew()
         self.fatal: str | None = None
         # next offset per (topic, partition) from delivery reports: a lag reference that does
         # not depend on the broker's high watermark (Tansu under-reports it).
@@ -98,6 +123,14 @@ class RecordProducer:
     # -- delivery ---------------------------------------------------------------------------------
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         topic = msg.topic() or "?"
+        if err is not None and (err.fatal() or err.code() in _RESEND_CODES):
+            if err.fatal() and self.fatal is None:
+                self.fatal = str(err)
+                log.warning("producer session failed fatally (records kept to resend): %s", err)
+            value = msg.value()
+            if value is not None:
+                self._unsent.append(_Pending(topic, msg.key(), value))
+            return
         if err is not None:
             self.failed[topic] += 1
             RECORDS_FAILED.labels(topic).inc()
@@ -196,24 +229,66 @@ class RecordProducer:
         return len(self._buffer)
 
     def pause(self, flush_timeout: float = 60.0) -> dict[tuple[str, int], int]:
-        """Flush what is in flight, then buffer new records locally; returns next offsets."""
+        """Flush what is in flight, then buffer new records locally; returns next offsets.
+
+        Raises PipelineError when records are still unacknowledged after `flush_timeout`, or
+        after no acknowledgement came for _FLUSH_STALL_SECS (a session the broker lost): they
+        stay with the old session and are sent again by `resume()`."""
         with self._lock:
             self._paused = True
-        remaining = self.flush(flush_timeout)
+        remaining = self._flush_while_progressing(flush_timeout)
         if remaining:
             raise PipelineError(f"pause: {remaining} message(s) still undelivered after flush")
         log.info("producer paused delivered=%s", dict(self.delivered))
         return dict(self.next_offsets)
 
+    def _flush_while_progressing(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        last_progress = time.monotonic()
+        seen = -1
+        while True:
+            try:
+                remaining = int(
+                    self._producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+                )
+            except (KafkaException, SystemError) as e:  # a fatal error surfaces here too
+                log.warning("flush failed: %s", e)
+                remaining = len(self._producer)
+            if remaining == 0 or self.fatal is not None:
+                return remaining
+            now = time.monotonic()
+            done = sum(self.delivered.values()) + sum(self.failed.values()) + len(self._unsent)
+            if done != seen:
+                seen, last_progress = done, now
+            if now >= deadline or now - last_progress >= _FLUSH_STALL_SECS:
+                return remaining
+
     def resume(self) -> None:
         """Start a fresh producer session (new idempotent producer id) and drain the buffer."""
         with self._lock:
-            self._producer = Producer(self._conf)
-            self.next_offsets.clear()
-            pending, self._buffer = self._buffer, deque()
             self._paused = False
-        log.info("producer resumed buffered=%d", len(pending))
-        for item in pending:
+        self.renew()
+
+    def renew(self) -> None:
+        """Replace the session: unacknowledged records of the old one, then the pause buffer,
+        go out on a new idempotent producer, in order."""
+        with self._lock:
+            old, self._producer = self._producer, Producer(self._conf)
+            buffered, self._buffer = self._buffer, deque()
+        try:
+            old.purge(in_queue=True, in_flight=True)
+            old.poll(0.5)  # delivery reports of what was purged: collected into _unsent
+        except (KafkaException, SystemError) as e:
+            log.warning("purging the old producer session failed: %s", e)
+        with self._lock:
+            unsent, self._unsent = self._unsent, []
+            self.next_offsets.clear()
+            self.fatal = None
+            self.renewals += 1
+        for item in unsent:
+            self.resent[item.topic] += 1
+        log.info("producer resumed buffered=%d resent=%d", len(buffered), len(unsent))
+        for item in [*unsent, *buffered]:
             self.produce_raw(item.topic, item.key, item.value)
         self.poll(0)
 

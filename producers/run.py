@@ -355,11 +355,13 @@ class ProduceProcess:
         assert producer is not None
         while True:
             producer.poll(0)
-            if producer.fatal:
-                log.error("fatal producer error: %s; stopping", producer.fatal)
-                self.exit_code = 1
-                self._stop.set()
-                return
+            if producer.fatal and not producer.paused:
+                # The broker lost this session (e.g. the embedded broker came back empty):
+                # a fresh session, resending what was not acknowledged, keeps this process's
+                # memory (the trades seen-set) instead of restarting it.
+                log.warning("fatal producer error: %s; renewing the session", producer.fatal)
+                async with self._lifecycle:
+                    await asyncio.to_thread(producer.renew)
             await asyncio.sleep(_POLL_SECS)
 
     async def _log_stats(self) -> None:

@@ -22,12 +22,14 @@ class UpProcess:
         self.kafka_port = free_port()
         self.registry_port = free_port()
         self.clickhouse_port = free_port()
+        self.simulator_port = free_port()  # parallel stacks on one machine never share one
         self.env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.kafka_port}",
             "SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{self.registry_port}",
             "CLICKHOUSE_PORT": str(self.clickhouse_port),
             "CLICKHOUSE_DATABASE": "polymarket",
+            "PMPIPE_SIMULATOR_PORT": str(self.simulator_port),
             "PMPIPE_LOG_FORMAT": "text",
             **(env or {}),
         }
