@@ -66,6 +66,9 @@ class Config:
     dashboard_port: int = 3000
     # --- observability -------------------------------------------------------------------------
     metrics_port: int = 0  # 0 = no /metrics and /health endpoint
+    # --- producer replicas (producers/replicas.py: the token set split over N processes) ------
+    replica_index: int = 0
+    replica_count: int = 1
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -139,6 +142,11 @@ class Config:
             message = check(getattr(self, name))
             if message:
                 raise ConfigError(f"{env_name(name)}: {message}")
+        if self.replica_index >= self.replica_count:
+            raise ConfigError(
+                f"{env_name('replica_index')}: must be below {env_name('replica_count')} "
+                f"({self.replica_count}), got {self.replica_index}"
+            )
 
 
 SECRET_FIELDS = ("clickhouse_password", "kafka_sasl_password", "schema_registry_password")
@@ -246,4 +254,6 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "embedded_broker_roll_bytes": _positive,
     "dashboard_port": _port,
     "metrics_port": lambda v: None if 0 <= v <= 65535 else f"port must be 0..65535, got {v}",
+    "replica_index": lambda v: None if v >= 0 else f"must be >= 0, got {v}",
+    "replica_count": lambda v: None if v >= 1 else f"must be >= 1, got {v}",
 }

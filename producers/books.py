@@ -3,7 +3,8 @@
 Chunks of up to 500 tokens. Each book's served `hash` is verified (parsing.book_hash, current
 recipe) and the result is stored with the snapshot (`hash_ok`); a mismatch is counted, logged
 and published as a continuity event `hash_mismatch` with the served and recomputed hashes,
-and the book itself is published all the same.
+and the book itself is published all the same. With several producer replicas, each polls its
+share of the tokens (producers/replicas.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from producers.http import HttpError, LimitTotals, PolymarketHttp
 from producers.parsing.book_hash import book_hash
 from producers.parsing.clob import parse_books
 from producers.prices import MAX_ITEMS_PER_REQUEST, chunked
+from producers.replicas import SOLE, Replica, TokenShare
 from producers.state import CycleProgress, Publisher, continuity_event, now_us
 from producers.tokens import TokenUniverse
 
@@ -40,12 +42,14 @@ class BooksFeed:
         *,
         interval_secs: float,
         concurrency: int,
+        replica: Replica = SOLE,
     ) -> None:
         self.interval_secs = interval_secs
         self._http = http
         self._publisher = publisher
         self._universe = universe
         self._concurrency = concurrency
+        self._share = TokenShare(replica)
         self.cycles = 0
         self.books = 0
         self.hash_mismatches = 0
@@ -57,7 +61,7 @@ class BooksFeed:
 
     async def run_cycle(self, progress: CycleProgress) -> None:
         progress.unit = "tokens"
-        tokens = self._universe.tokens()
+        tokens = self._share.of(self._universe.tokens())  # this replica's share, sorted
         progress.total = len(tokens)
         gate = asyncio.Semaphore(self._concurrency)
 

@@ -4,7 +4,9 @@ Every tradable token is subscribed on some connection. A token's shard is a hash
 modulo a shard count fixed at the first subscription (tokens / (shard size x 0.7)), so a
 restart with the same universe maps tokens the same way; a shard that outgrows the shard size
 opens a further connection ("slot"). As the universe changes, tokens are added and removed
-with dynamic `subscribe` / `unsubscribe` operations on their connection.
+with dynamic `subscribe` / `unsubscribe` operations on their connection. With several
+producer replicas (producers/replicas.py), a relay subscribes only its replica's share of the
+universe, and its continuity events name the replica (`"replica": "i/n"` in `detail`).
 
 Each connection sends the text `PING` every ws_ping_secs, is dead without a `PONG` for
 ws_pong_timeout_secs, and is recycled when no data frame arrived for ws_silence_secs (the
@@ -35,6 +37,7 @@ from pmpipe.errors import PipelineError
 from pmpipe.records import WsFrame
 from producers.http import USER_AGENT, backoff_delays
 from producers.parsing.market_ws import parse_frame
+from producers.replicas import SOLE, Replica, TokenShare
 from producers.settings import Settings
 from producers.state import Publisher, continuity_event, now_ms, now_us
 from producers.tokens import TokenUniverse
@@ -302,7 +305,9 @@ class Connection:
         gap_end: int | None = None,
         detail: str | None = None,
     ) -> None:
-        context = {"shard": self.shard, "slot": self.slot, "url": self.relay.url}
+        context: dict[str, Any] = {"shard": self.shard, "slot": self.slot, "url": self.relay.url}
+        if self.relay.replica.split:
+            context["replica"] = str(self.relay.replica)
         if detail:
             context["reason"] = detail
         await self.relay.publisher.publish(
@@ -318,17 +323,25 @@ class Connection:
 
 
 class MarketWsRelay:
-    """Keeps one connection per shard slot subscribed to the universe's tokens."""
+    """Keeps one connection per shard slot subscribed to this replica's share of the tokens."""
 
     name = _FEED
 
     def __init__(
-        self, url: str, publisher: Publisher, universe: TokenUniverse, settings: Settings
+        self,
+        url: str,
+        publisher: Publisher,
+        universe: TokenUniverse,
+        settings: Settings,
+        *,
+        replica: Replica = SOLE,
     ) -> None:
         self.url = url
         self.publisher = publisher
         self.universe = universe
         self.settings = settings
+        self.replica = replica
+        self._share = TokenShare(replica)
         self.counters: Counter[str] = Counter()
         self.shards: int | None = None
         self._slots: dict[int, list[Connection]] = defaultdict(list)
@@ -351,13 +364,13 @@ class MarketWsRelay:
                     raise PipelineError(f"a WebSocket connection failed: {self._failure!r}")
                 if self.universe.version != version:
                     version = self.universe.version
-                    await self.sync(self.universe.token_set())
+                    await self.sync(frozenset(self._share.of(self.universe.token_set())))
                 await self.universe.wait_changed(version, 1.0)
         finally:
             await self.close("shutdown")
 
     async def sync(self, wanted: frozenset[str]) -> None:
-        """Subscribe what is new, unsubscribe what is gone."""
+        """Subscribe what is new, unsubscribe what is gone (`wanted`: this relay's tokens)."""
         current = set(self._owner)
         added = sorted(wanted - current)
         removed = sorted(current - wanted)
@@ -365,7 +378,9 @@ class MarketWsRelay:
             return
         if self.shards is None:
             self.shards = shard_count(len(wanted), self.settings.ws_shard_size)
-            log.info("ws: %d tokens over %d shards", len(wanted), self.shards)
+            log.info(
+                "ws: %d tokens over %d shards (replica %s)", len(wanted), self.shards, self.replica
+            )
         by_conn: dict[Connection, list[str]] = defaultdict(list)
         for token in removed:
             conn = self._owner.pop(token)
@@ -424,6 +439,7 @@ class MarketWsRelay:
 
     def stats(self) -> dict[str, Any]:
         return {
+            "replica": str(self.replica),
             "shards": self.shards,
             "connections": self.connection_count,
             "connected": sum(1 for c in self.connections() if c.connected),

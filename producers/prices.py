@@ -3,7 +3,8 @@
 Per chunk of up to 500 tokens: `POST /prices` (both sides; at most 500 items per request, so
 two requests of 250 tokens), `POST /midpoints` and `POST /spreads`, combined into one
 PriceUpdate (source 'clob', kind 'poll') per token. A route that fails for a chunk after all
-retries leaves its fields empty for that chunk; the others are still published.
+retries leaves its fields empty for that chunk; the others are still published. With several
+producer replicas, each polls its share of the tokens (producers/replicas.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import msgspec
 
 from producers.http import HttpError, LimitTotals, PolymarketHttp
 from producers.parsing.clob import combine_price_polls
+from producers.replicas import SOLE, Replica, TokenShare
 from producers.state import CycleProgress, Publisher, now_us
 from producers.tokens import TokenUniverse
 
@@ -44,12 +46,14 @@ class PricesFeed:
         *,
         interval_secs: float,
         concurrency: int,
+        replica: Replica = SOLE,
     ) -> None:
         self.interval_secs = interval_secs
         self._http = http
         self._publisher = publisher
         self._universe = universe
         self._concurrency = concurrency
+        self._share = TokenShare(replica)
         self.cycles = 0
         self.updates = 0
         self.failed_requests = 0
@@ -59,7 +63,7 @@ class PricesFeed:
 
     async def run_cycle(self, progress: CycleProgress) -> None:
         progress.unit = "tokens"
-        tokens = self._universe.tokens()
+        tokens = self._share.of(self._universe.tokens())  # this replica's share, sorted
         progress.total = len(tokens)
         gate = asyncio.Semaphore(self._concurrency)
 

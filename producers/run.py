@@ -14,6 +14,10 @@ RecordProducer per process. Signals:
 
 Feeds other than markets learn the tokens from the compacted polymarket.markets topic; when
 it is empty they wait for this process's markets feed, or walk Gamma once themselves.
+
+Replicas (`--replica-index I --replica-count N`, env PMPIPE_REPLICA_INDEX/_COUNT): ws, prices
+and books take replica I's share of the tokens; markets and trades run on replica 0 only and
+are skipped on the others (producers/replicas.py). A replica left with no feed is an error.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from producers.http import HttpError, PolymarketHttp
 from producers.market_ws import MarketWsRelay
 from producers.markets import MarketsFeed, fill_universe
 from producers.prices import PricesFeed
+from producers.replicas import GLOBAL_FEEDS, Replica, replica_feeds
 from producers.settings import Settings
 from producers.state import (
     Feed,
@@ -87,7 +92,13 @@ class ProduceProcess:
     ) -> None:
         self.config = config
         self.settings = settings
-        self.feeds = select_feeds(feeds)
+        self.replica = Replica(config.replica_index, config.replica_count)
+        self.feeds, self.skipped = replica_feeds(select_feeds(feeds), self.replica)
+        if not self.feeds:
+            raise PipelineError(
+                f"replica {self.replica} has no feed to run: {', '.join(GLOBAL_FEEDS)} run on "
+                "replica 0 only (PMPIPE_REPLICA_INDEX=0)"
+            )
         self._topics = topics
         self.state_path = pause_state_path(config.data_dir, self.feeds)
         self.exit_code = 0
@@ -117,10 +128,18 @@ class ProduceProcess:
         self._install_signals(loop)
         codec = AvroCodec(self.config.schema_registry_config())
         client_id = f"pmpipe-produce-{'-'.join(self.feeds)}"
+        if self.replica.split:
+            client_id += f"-r{self.replica.index}of{self.replica.count}"
         self.producer = RecordProducer(self.config, client_id, codec, max_buffered=MAX_BUFFERED)
         self.publisher = Publisher(self.producer, max_buffered=MAX_BUFFERED, topics=self._topics)
         self.http = PolymarketHttp.from_config(self.config, self.settings)
-        log.info("produce starting feeds=%s", ",".join(self.feeds))
+        log.info("produce starting feeds=%s replica=%s", ",".join(self.feeds), self.replica)
+        if self.skipped:
+            log.info(
+                "replica %s skips %s: they run on replica 0 only",
+                self.replica,
+                ",".join(self.skipped),
+            )
         try:
             self._tasks.append(self._spawn(self._service_producer(), "producer-service"))
             self._tasks.append(self._spawn(self._start_feeds(loop), "start"))
@@ -154,7 +173,11 @@ class ProduceProcess:
             self._tasks.append(self._spawn(self._run_trades(), "trades"))
         if "ws" in self.feeds:
             relay = MarketWsRelay(
-                self.config.polymarket_ws_url, self.publisher, self.universe, self.settings
+                self.config.polymarket_ws_url,
+                self.publisher,
+                self.universe,
+                self.settings,
+                replica=self.replica,
             )
             self.components["ws"] = relay
             self._tasks.append(self._spawn(relay.run(self._stop), "ws"))
@@ -238,6 +261,7 @@ class ProduceProcess:
                     self.universe,
                     interval_secs=self.config.prices_interval_secs,
                     concurrency=self.settings.http_concurrency,
+                    replica=self.replica,
                 )
             )
         if "books" in self.feeds:
@@ -248,6 +272,7 @@ class ProduceProcess:
                     self.universe,
                     interval_secs=self.config.books_interval_secs,
                     concurrency=self.settings.http_concurrency,
+                    replica=self.replica,
                 )
             )
         return pollers
@@ -384,7 +409,11 @@ class ProduceProcess:
         }
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"feeds": list(self.feeds), "universe": self.universe.stats()}
+        out: dict[str, Any] = {
+            "feeds": list(self.feeds),
+            "replica": {"index": self.replica.index, "count": self.replica.count},
+            "universe": self.universe.stats(),
+        }
         if self.publisher is not None:
             out["publisher"] = self.publisher.stats()
         if self.http is not None:
@@ -411,15 +440,39 @@ async def _first(*aws: Coroutine[Any, Any, Any]) -> None:
     default=None,
     help="Data directory (pause state files go to DATA_DIR/run) [env PMPIPE_DATA_DIR].",
 )
-def produce_command(feeds: tuple[str, ...], data_dir: Path | None) -> None:
+@click.option(
+    "--replica-index",
+    type=int,
+    default=None,
+    help="This replica's index, 0..COUNT-1 [env PMPIPE_REPLICA_INDEX, default 0].",
+)
+@click.option(
+    "--replica-count",
+    type=int,
+    default=None,
+    help="How many producer replicas split the tokens [env PMPIPE_REPLICA_COUNT, default 1].",
+)
+def produce_command(
+    feeds: tuple[str, ...],
+    data_dir: Path | None,
+    replica_index: int | None,
+    replica_count: int | None,
+) -> None:
     """Run Polymarket producers: FEED in markets, prices, trades, books, ws (default all).
 
     SIGINT/SIGTERM flush and exit; SIGUSR1 pauses producing (state file in DATA_DIR/run),
-    SIGUSR2 resumes.
+    SIGUSR2 resumes. With N replicas, replica I relays and polls its share of the tokens
+    (ws, prices, books); markets and trades run on replica 0 only.
     """
     selected = select_feeds(feeds)
     setup_logging(f"produce-{'-'.join(selected)}")
-    config = Config.load(overrides={"data_dir": data_dir})
+    config = Config.load(
+        overrides={
+            "data_dir": data_dir,
+            "replica_index": replica_index,
+            "replica_count": replica_count,
+        }
+    )
     settings = Settings.from_env()
     code = asyncio.run(ProduceProcess(config, settings, selected).run())
     if code:
