@@ -12,6 +12,7 @@ hour, which is what the log-roll threshold (PMPIPE_EMBEDDED_BROKER_ROLL_BYTES) b
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -36,7 +37,10 @@ def broker_rss(up: UpProcess) -> int:
     return 0
 
 
-def topic_bytes(bootstrap: str) -> dict[str, tuple[int, int]]:
+def topic_bytes(bootstrap: str, end_ms: int) -> dict[str, tuple[int, int]]:
+    """Records and key+value bytes per topic produced up to `end_ms` (message timestamps): the
+    producers keep running while this reads, so a partition is done at its first later record
+    (or when it has been idle for 3 s)."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-bytes", "enable.auto.commit": False}
     )
@@ -49,7 +53,8 @@ def topic_bytes(bootstrap: str) -> dict[str, tuple[int, int]]:
             for p in parts:
                 consumer.assign([TopicPartition(topic.name, p, 0)])
                 idle = 0
-                while idle < 3:
+                done = False
+                while idle < 3 and not done:
                     batch = consumer.consume(10_000, 1.0)
                     if not batch:
                         idle += 1
@@ -57,6 +62,9 @@ def topic_bytes(bootstrap: str) -> dict[str, tuple[int, int]]:
                     idle = 0
                     for msg in batch:
                         if msg.error() is None:
+                            if msg.timestamp()[1] > end_ms:
+                                done = True
+                                break
                             records += 1
                             size += len(msg.value() or b"") + len(msg.key() or b"")
             out[topic.name] = (records, size)
@@ -90,11 +98,14 @@ def main() -> None:
                 print(f"t={elapsed:5.0f}s broker_rss={broker_rss(up) / 1e6:8.1f} MB", flush=True)
             elapsed = time.monotonic() - started
             rss1 = broker_rss(up)
-            sizes = topic_bytes(up.bootstrap)
+            sizes = topic_bytes(up.bootstrap, int(time.time() * 1000))
         finally:
             up.stop()
     hours = elapsed / 3600
-    print(f"\nmarkets={args.markets} tokens={2 * args.markets} run={elapsed:.0f}s")
+    print(
+        f"\nmarkets={args.markets} tokens={2 * args.markets} run={elapsed:.0f}s"
+        f" loadavg={os.getloadavg()[0]:.1f}"
+    )
     print(f"{'topic':<22}{'records':>12}{'MB':>10}{'MB/hour':>10}")
     for name, (records, size) in sizes.items():
         print(f"{name:<22}{records:>12}{size / 1e6:>10.1f}{size / 1e6 / hours:>10.0f}")
