@@ -378,12 +378,14 @@ def _register_commands() -> None:
     from producers.normalize import normalize_command
     from producers.run import produce_command
     from producers.simulator.cli import simulate_command
+    from sink.replay import replay_command
     from sink.run import sink_command
 
     cli.add_command(normalize_command)
     cli.add_command(produce_command)
     cli.add_command(simulate_command)
     cli.add_command(sink_command)
+    cli.add_command(replay_command)
 
 
 _register_commands()
