@@ -1,7 +1,8 @@
 /**
  * Browser tests of the dashboard against the real embedded ClickHouse (see stack.ts). One
  * stack for the whole run; the suites run in order, and the later ones tolerate the rows
- * the earlier ones inserted.
+ * the earlier ones inserted. The live suite, last, starts its own stack (simulator + `pmpipe
+ * up`, see livestack.ts) and uses this run's browser.
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -10,6 +11,7 @@ import { after, before, it } from "node:test";
 
 import { downSuite, emptySuite } from "./empty.suite";
 import { hostileSuite } from "./hostile.suite";
+import { liveSuite } from "./live.suite";
 import { marketSuite } from "./market.suite";
 import { overviewSuite } from "./overview.suite";
 import { signalsSuite } from "./signals.suite";
@@ -48,3 +50,4 @@ signalsSuite(get);
 hostileSuite(get);
 emptySuite(get);
 downSuite(get);
+liveSuite(get);

@@ -51,7 +51,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((ok, fail) => {
     const server = createServer();
     server.once("error", fail);
@@ -63,7 +63,7 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   while (Date.now() < deadline) {
@@ -77,12 +77,12 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   throw new Error(`${what} not ready after ${timeoutMs} ms${last ? `: ${String(last)}` : ""}`);
 }
 
-function start(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFile: string, cwd: string): ChildProcess {
+export function start(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFile: string, cwd: string): ChildProcess {
   const out = openSync(logFile, "a");
   return spawn(cmd, args, { cwd, env, stdio: ["ignore", out, out], detached: true });
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
+export async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.pid === undefined || child.exitCode !== null) return;
   const exited = new Promise<void>((ok) => child.once("exit", () => ok()));
   try {
@@ -114,6 +114,45 @@ export const fixtureFill: Fill = async (ch) => {
   return fixture;
 };
 
+/** The built dashboard (`next start`) on a free port against the ClickHouse on `chPort`;
+ * `env` overrides the test settings. The child is pushed onto `children` as soon as it exists. */
+export async function startNext(chPort: number, env: Record<string, string>, name: string, readyPath: string, children: ChildProcess[]): Promise<Dashboard> {
+  const logs = join(ARTIFACTS, "logs");
+  mkdirSync(logs, { recursive: true });
+  const webPort = await freePort();
+  const webEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    NEXT_TELEMETRY_DISABLED: "1",
+    CLICKHOUSE_URL: `http://127.0.0.1:${chPort}`,
+    CLICKHOUSE_USER: "default",
+    CLICKHOUSE_PASSWORD: "",
+    CLICKHOUSE_DB: "polymarket",
+    DASHBOARD_POLL_MS: String(POLL_MS),
+    PMPIPE_PRICES_INTERVAL_SECS: String(PRICES_INTERVAL_SECS),
+    DASHBOARD_STALE_GRACE_SECS: String(STALE_GRACE_SECS),
+    ...env,
+  };
+  const nextBin = join(DASHBOARD_DIR, "node_modules/next/dist/bin/next");
+  const child = start(process.execPath, [nextBin, "start", "-p", String(webPort), "-H", "127.0.0.1"], webEnv, join(logs, `${name}.log`), DASHBOARD_DIR);
+  children.push(child);
+  const url = `http://127.0.0.1:${webPort}`;
+  await waitFor(`next start (${name})`, async () => (await fetch(url + readyPath)).ok, 60_000);
+  return { baseUrl: url, stop: () => stopProcess(child) };
+}
+
+/** `python -m pmpipe query SQL --format TSV --param …` with `env` (the ClickHouse to ask). */
+export function pmQueryWith(env: NodeJS.ProcessEnv): Stack["pmQuery"] {
+  return async (sql, params = {}) => {
+    const args = ["-m", "pmpipe", "query", sql, "--format", "TSV"];
+    for (const [name, value] of Object.entries(params)) args.push("--param", `${name}=${paramText(value)}`);
+    const { stdout } = await run(PYTHON, args, { env, cwd: REPO_DIR, maxBuffer: 64 << 20 });
+    return stdout
+      .split("\n")
+      .filter((line) => line.length > 0)
+      .map((line) => line.split("\t"));
+  };
+}
+
 export async function startStack(fill: Fill = fixtureFill): Promise<Stack> {
   const tmp = mkdtempSync(join(tmpdir(), "pm-dashboard-e2e-"));
   const logs = join(ARTIFACTS, "logs");
@@ -133,25 +172,7 @@ export async function startStack(fill: Fill = fixtureFill): Promise<Stack> {
     const fixture = await fill(ch, chEnv);
 
     const startDashboard = async (env: Record<string, string>, name: string, readyPath = "/api/overview"): Promise<Dashboard> => {
-      const webPort = await freePort();
-      const webEnv: NodeJS.ProcessEnv = {
-        ...process.env,
-        NEXT_TELEMETRY_DISABLED: "1",
-        CLICKHOUSE_URL: `http://127.0.0.1:${chPort}`,
-        CLICKHOUSE_USER: "default",
-        CLICKHOUSE_PASSWORD: "",
-        CLICKHOUSE_DB: "polymarket",
-        DASHBOARD_POLL_MS: String(POLL_MS),
-        PMPIPE_PRICES_INTERVAL_SECS: String(PRICES_INTERVAL_SECS),
-        DASHBOARD_STALE_GRACE_SECS: String(STALE_GRACE_SECS),
-        ...env,
-      };
-      const nextBin = join(DASHBOARD_DIR, "node_modules/next/dist/bin/next");
-      const child = start(process.execPath, [nextBin, "start", "-p", String(webPort), "-H", "127.0.0.1"], webEnv, join(logs, `${name}.log`), DASHBOARD_DIR);
-      children.push(child);
-      const url = `http://127.0.0.1:${webPort}`;
-      await waitFor(`next start (${name})`, async () => (await fetch(url + readyPath)).ok, 60_000);
-      return { baseUrl: url, stop: () => stopProcess(child) };
+      return startNext(chPort, env, name, readyPath, children);
     };
     const migrate = async (database: string): Promise<void> => {
       await run(PYTHON, ["-m", "pmpipe", "migrate", "--database", database], { env: chEnv, cwd: REPO_DIR });
@@ -161,15 +182,7 @@ export async function startStack(fill: Fill = fixtureFill): Promise<Stack> {
     const profile = mkdtempSync(join(tmpdir(), "pm-dashboard-chromium-"));
     const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
 
-    const pmQuery = async (sql: string, params: Record<string, string | number | boolean | Date> = {}): Promise<string[][]> => {
-      const args = ["-m", "pmpipe", "query", sql, "--format", "TSV"];
-      for (const [name, value] of Object.entries(params)) args.push("--param", `${name}=${paramText(value)}`);
-      const { stdout } = await run(PYTHON, args, { env: chEnv, cwd: REPO_DIR, maxBuffer: 64 << 20 });
-      return stdout
-        .split("\n")
-        .filter((line) => line.length > 0)
-        .map((line) => line.split("\t"));
-    };
+    const pmQuery = pmQueryWith(chEnv);
 
     return {
       baseUrl,
