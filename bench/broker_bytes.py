@@ -1,11 +1,13 @@
 """Bytes per hour per topic the embedded stack stores in its broker, measured on the simulator.
 
-    .venv/bin/python bench/broker_bytes.py --markets 46500 --seconds 300
+    .venv/bin/python bench/broker_bytes.py --markets 46500 --warmup 240 --seconds 300
 
 Starts `pmpipe up --simulate` (no sink, no dashboard, so nothing is rolled away: the log roll
-threshold is set out of reach), lets it run, then reads every topic from offset 0 and sums the
-key+value bytes per topic (uncompressed, as produced; the broker stores them zstd-compressed)
-and samples the broker's RSS. Prints per-topic records, MB and MB/hour, and the RSS growth per
+threshold is set out of reach), lets it warm up (the first market walk publishes every market
+and the pollers wait for the token universe: not the steady state), then measures a window:
+reads every topic and sums the key+value bytes of the records stamped inside the window
+(uncompressed, as produced; the broker stores them zstd-compressed) and samples the broker's
+RSS at both ends. Prints per-topic records, MB and MB/hour, and the RSS growth per
 hour, which is what the log-roll threshold (PMPIPE_EMBEDDED_BROKER_ROLL_BYTES) bounds.
 """
 
@@ -37,10 +39,10 @@ def broker_rss(up: UpProcess) -> int:
     return 0
 
 
-def topic_bytes(bootstrap: str, end_ms: int) -> dict[str, tuple[int, int]]:
-    """Records and key+value bytes per topic produced up to `end_ms` (message timestamps): the
-    producers keep running while this reads, so a partition is done at its first later record
-    (or when it has been idle for 3 s)."""
+def topic_bytes(bootstrap: str, start_ms: int, end_ms: int) -> dict[str, tuple[int, int]]:
+    """Records and key+value bytes per topic produced in [start_ms, end_ms] (message
+    timestamps): the producers keep running while this reads, so a partition is done at its
+    first later record (or when it has been idle for 3 s)."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-bytes", "enable.auto.commit": False}
     )
@@ -62,9 +64,12 @@ def topic_bytes(bootstrap: str, end_ms: int) -> dict[str, tuple[int, int]]:
                     idle = 0
                     for msg in batch:
                         if msg.error() is None:
-                            if msg.timestamp()[1] > end_ms:
+                            stamp = msg.timestamp()[1]
+                            if stamp > end_ms:
                                 done = True
                                 break
+                            if stamp < start_ms:
+                                continue
                             records += 1
                             size += len(msg.value() or b"") + len(msg.key() or b"")
             out[topic.name] = (records, size)
@@ -76,7 +81,8 @@ def topic_bytes(bootstrap: str, end_ms: int) -> dict[str, tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markets", type=int, default=46_500)
-    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--warmup", type=float, default=240, help="seconds before the window")
+    parser.add_argument("--seconds", type=float, default=300, help="the measured window")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         up = UpProcess(
@@ -90,7 +96,9 @@ def main() -> None:
         ).start()
         try:
             up.wait_for(lambda line: "pmpipe up: kafka=" in line, timeout=300)
+            time.sleep(args.warmup)
             started = time.monotonic()
+            start_ms = int(time.time() * 1000)
             rss0 = broker_rss(up)
             while time.monotonic() - started < args.seconds:
                 time.sleep(min(60.0, args.seconds))
@@ -98,7 +106,7 @@ def main() -> None:
                 print(f"t={elapsed:5.0f}s broker_rss={broker_rss(up) / 1e6:8.1f} MB", flush=True)
             elapsed = time.monotonic() - started
             rss1 = broker_rss(up)
-            sizes = topic_bytes(up.bootstrap, int(time.time() * 1000))
+            sizes = topic_bytes(up.bootstrap, start_ms, int(time.time() * 1000))
         finally:
             up.stop()
     hours = elapsed / 3600
