@@ -192,7 +192,19 @@ def test_sinks_sharing_the_group_hand_partitions_over_exactly_once(sink_stack: S
     a, b = stack.start_sink(**small), stack.start_sink(**small)
     wait_until(lambda: stack.count("market_trades") > 3_000, 60, "the first rows")
     a.kill()
+    killed = time.monotonic()
     c = stack.start_sink(**small)
+    # Let the group settle before the next member leaves: Tansu's coordinator stalls the group
+    # for good when a member leaves while a SIGKILLed member's session (6 s) is still pending
+    # (reproduced: 2 of 3 runs; a fresh membership does not help). The rebalance after the
+    # dead member expired assigns partitions again.
+    time.sleep(max(0.0, killed + 6.5 - time.monotonic()))
+    mark = len(c.log_path.read_text(errors="replace"))
+    wait_until(
+        lambda: "assigned" in c.log_path.read_text(errors="replace")[mark:],
+        120,
+        "the rebalance after the killed sink's session expired",
+    )
     second = chunk_records(2, rng)[TRADES] + chunk_records(3, rng)[TRADES]
     produce(stack, producer, {TRADES: second})
     wait_until(lambda: stack.count("market_trades") > len(first) + 3_000, 90, "more rows")
