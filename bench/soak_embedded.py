@@ -4,7 +4,7 @@
     .venv/bin/python bench/soak_embedded.py --minutes 4 --markets 5000 --roll-bytes 100000000
 
 Starts `pmpipe up --simulate --markets N --no-dashboard` (every feed, the sink; free ports for
-the broker, registry and ClickHouse; the simulator on its fixed port 18900, which must be free)
+the broker, registry and ClickHouse; the simulator on a free port)
 with PMPIPE_EMBEDDED_BROKER_ROLL_BYTES = `--roll-bytes` (default: the product default, 1 GiB),
 and for `--minutes`:
 
@@ -24,7 +24,7 @@ table, child crashes (restarts that were not planned), and the trade comparison.
 
 `--own-simulator` starts the simulator itself on a free port instead (same defaults, ground
 truth in the run's directory) and `pmpipe up` without `--simulate`, pointed at it: for a machine
-where port 18900 is taken by another run. Its RSS is then listed as `simulator` all the same.
+(the simulator outside the supervised stack). Its RSS is then listed as `simulator` all the same.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.producers_scale import Simulator
 from pmpipe.config import Config
-from pmpipe.embedded import SIMULATOR_PORT
 from tests.integration.stack import UpProcess
 
 TABLES = (
@@ -200,13 +199,9 @@ def main() -> None:
     )
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     parser.add_argument(
-        "--own-simulator", action="store_true", help="simulator on a free port, not 18900"
+        "--own-simulator", action="store_true", help="run the simulator outside `pmpipe up`"
     )
     args = parser.parse_args()
-    if not args.own_simulator and not port_free(SIMULATOR_PORT):
-        raise SystemExit(
-            f"port {SIMULATOR_PORT} (the simulator's) is in use: stop that, or --own-simulator"
-        )
     trades_interval = Config.load().trades_interval_secs
 
     print(
@@ -226,9 +221,9 @@ def main() -> None:
             extra["simulator"] = own.proc().pid
             up = UpProcess(data, "--no-dashboard", env=env | own.env())
         else:
-            sim = f"http://127.0.0.1:{SIMULATOR_PORT}"
             simulate = ("--simulate", "--markets", str(args.markets))
             up = UpProcess(data, *simulate, "--no-dashboard", env=env)
+            sim = f"http://127.0.0.1:{up.simulator_port}"  # UpProcess picks a free one
         samples: list[dict[str, int]] = []
         try:
             up.start()
