@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -80,15 +79,6 @@ ROLLED = re.compile(
 CRASHED = re.compile(r"pmpipe\.supervisor: restarting (?P<name>\S+) exit_code=")
 TRADES_CYCLE = re.compile(r"feed=trades cycle=\d+ done in")
 DATA_LAG_SECS = 4.0  # the simulator's default --data-lag-secs
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def load() -> str:
