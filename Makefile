@@ -15,6 +15,7 @@ lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	./scripts/hadolint.sh
+	./scripts/compose-lint.sh
 
 typecheck: bootstrap
 	.venv/bin/mypy

@@ -1,8 +1,10 @@
 """docker-compose.yml, .env.example, redpanda/console-config.yml and the Dockerfiles, checked
-here since no Docker engine runs the stack in CI: structure (no `version:`, healthchecks,
-restart policies, log rotation, start order, ports), secrets only from .env, every env var a
-service gets is read by the code it runs, the commands exist in `pmpipe`, and the healthcheck
-commands and the dashboard entrypoint are executed for real against local stand-ins."""
+here since no Docker engine runs the stack in CI: the Compose Specification (dclint),
+structure (no `version:`, healthchecks, restart policies, log rotation, start order, ports),
+secrets only from .env, every env var a service gets is read by the code it runs, the
+commands exist in `pmpipe`, and the healthcheck commands and the dashboard entrypoint are
+executed for real against local stand-ins. tests/integration/test_compose_services.py runs
+the pipeline services' commands as compose would."""
 
 from __future__ import annotations
 
@@ -93,6 +95,57 @@ def _published(port: str) -> tuple[str, str]:
     """(host port, container port) of a `[ip:]host:container` mapping."""
     parts = INTERPOLATION.sub("IP", port).split(":")
     return parts[-2], parts[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# the Compose Specification, checked by a maintained tool (dclint, pinned in
+# scripts/compose-lint/package-lock.json): its schema validation cannot be disabled; the rules
+# it lints with after that are configured in .dclintrc.yaml
+
+
+def _compose_lint(*files: Path) -> subprocess.CompletedProcess[str]:
+    assert shutil.which("npm"), "npm not found: Node.js >= 20.19 is needed (as for the dashboard)"
+    return subprocess.run(
+        [str(ROOT / "scripts" / "compose-lint.sh"), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_compose_file_matches_the_compose_specification() -> None:
+    result = _compose_lint(COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 compose file(s) valid and clean" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # a key the specification does not have
+        ("    restart: unless-stopped\n", "    restart_policy: unless-stopped\n"),
+        # a start condition that does not exist
+        ("condition: service_completed_successfully", "condition: service_finished"),
+        # a healthcheck option of the wrong type
+        ("      retries: 10\n", "      retries: [10]\n"),
+        # depends_on pointing at a service in the wrong shape
+        ("      init:\n        condition:", "      - init:\n        condition:"),
+    ],
+    ids=["unknown-key", "bad-condition", "wrong-type", "bad-depends-on"],
+)
+def test_a_compose_file_breaking_the_specification_is_refused(
+    old: str, new: str, tmp_path: Path
+) -> None:
+    """The same check on copies of docker-compose.yml with one violation each: the validation
+    is real, not a lint that lets a broken file through."""
+    text = COMPOSE.read_text(encoding="utf-8")
+    assert old in text, old
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(text.replace(old, new, 1), encoding="utf-8")
+    result = _compose_lint(broken)
+    assert result.returncode != 0
+    assert "invalid-schema" in result.stdout or "invalid-yaml" in result.stdout, result.stdout
 
 
 # ---------------------------------------------------------------------------------------------
