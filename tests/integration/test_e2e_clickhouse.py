@@ -254,11 +254,14 @@ class Expected:
         }
 
 
-def wait_until_stored(
-    up: UpProcess, expected: Expected, also: Callable[[Client], bool] = lambda ch: True
+def wait_until_held(
+    ch: Client,
+    expected: Expected,
+    also: Callable[[Client], bool] = lambda ch: True,
+    tail: Callable[[], str] = lambda: "",
 ) -> None:
-    """Poll the running stack's ClickHouse until it holds `expected` (bounded, generously)."""
-    ch = stack_client(up)
+    """Poll a running pipeline's ClickHouse until it holds `expected` (bounded, generously);
+    `tail` says what the pipeline logged last when it does not."""
     deadline = time.monotonic() + CATCH_UP_SECS
     missing: dict[str, int] = {}
     while time.monotonic() < deadline:
@@ -266,8 +269,16 @@ def wait_until_stored(
         if not any(missing.values()) and also(ch):
             return
         time.sleep(2)
-    tail = "\n".join(up.lines[-40:])
-    raise AssertionError(f"the stack did not store what happened before the cut: {missing}\n{tail}")
+    raise AssertionError(
+        f"the pipeline did not store what happened before the cut: {missing}\n{tail()}"
+    )
+
+
+def wait_until_stored(
+    up: UpProcess, expected: Expected, also: Callable[[Client], bool] = lambda ch: True
+) -> None:
+    """The same for `pmpipe up`'s ClickHouse."""
+    wait_until_held(stack_client(up), expected, also, lambda: "\n".join(up.lines[-40:]))
 
 
 # -------------------------------------------------------------------------------------------
