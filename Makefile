@@ -26,7 +26,9 @@ pytest: bootstrap
 dashboard-test: bootstrap
 	./scripts/dashboard-test.sh
 
-test: lint typecheck pytest dashboard-test
+# the dashboard is built before pytest: tests/integration/test_compose_services.py runs its
+# standalone build as the compose service would
+test: lint typecheck dashboard-test pytest
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -32,10 +32,12 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,6 +58,7 @@ from tests.integration.test_e2e_clickhouse import (
     Simulator,
     check_markets_and_books,
     check_trades,
+    column,
     start_simulator,
     wait_until_held,
 )
@@ -67,6 +70,10 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "docker" / "Dockerfile.python"
 TOPICS = ROOT / "redpanda" / "topics.json"
+DASHBOARD_DOCKERFILE = ROOT / "docker" / "Dockerfile.dashboard"
+DASHBOARD_BUILD = ROOT / "dashboard" / ".next" / "standalone"
+# PATH of the node:20-slim base image
+NODE_IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # PATH of the python:3.11-slim base image (`docker image inspect python:3.11-slim`)
 BASE_IMAGE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INTERVAL_SECS = "2"  # the poll intervals, set in .env as a user may
@@ -145,16 +152,17 @@ def load_compose(text: str, dotenv: Mapping[str, str]) -> dict[str, Any]:
 
 @dataclass
 class Image:
-    """What a container of the image starts with: ENV, WORKDIR, ENTRYPOINT."""
+    """What a container of the image starts with: ENV, WORKDIR, ENTRYPOINT, CMD."""
 
     env: dict[str, str] = field(default_factory=dict)
     workdir: str = "/"
     entrypoint: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=list)
 
 
 def read_image(dockerfile: Path, base_path: str) -> Image:
     """The runtime (last) stage of a Dockerfile: its ENV (with $VAR expanded as the builder
-    does), WORKDIR and exec-form ENTRYPOINT."""
+    does), WORKDIR, and exec-form ENTRYPOINT and CMD."""
     text = re.sub(r"\\\n", " ", dockerfile.read_text(encoding="utf-8"))
     image = Image(env={"PATH": base_path})
     for line in text.splitlines():
@@ -171,6 +179,8 @@ def read_image(dockerfile: Path, base_path: str) -> Image:
             image.workdir = rest.strip()
         elif instruction == "ENTRYPOINT":
             image.entrypoint = json.loads(rest)
+        elif instruction == "CMD":
+            image.cmd = json.loads(rest)
     assert image.entrypoint, f"{dockerfile}: no exec-form ENTRYPOINT in the last stage"
     return image
 
@@ -262,6 +272,8 @@ class Service:
     env: dict[str, str]
     cwd: Path
     log_path: Path
+    # what its own loopback address is here, in its healthcheck command ("127.0.0.1:3000")
+    health_rewrite: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:
@@ -295,6 +307,8 @@ class Service:
         kind, *argv = self.spec["healthcheck"]["test"]
         if kind == "CMD-SHELL":
             argv = ["/bin/sh", "-c", argv[0]]
+        for inside, outside in self.health_rewrite.items():
+            argv = [arg.replace(inside, outside) for arg in argv]
         timeout = seconds(self.spec["healthcheck"]["timeout"])
         result = subprocess.run(
             argv, env=self.env, cwd=self.cwd, capture_output=True, timeout=timeout, check=False
@@ -364,6 +378,35 @@ def container(
         env["POLYMARKET_WS_URL"] = f"ws://127.0.0.1:{sim.port}/ws/market"
     argv = [*image.entrypoint, *spec["command"]]
     return Service(name, spec, argv, env, Path(paths[image.workdir]), tmp_path / f"{name}.log")
+
+
+def dashboard_container(
+    spec: dict[str, Any], image: Image, build: Path, clickhouse_port: int, tmp_path: Path
+) -> Service:
+    """The dashboard's container: the image's /app is a copy of the standalone build laid out
+    as docker/Dockerfile.dashboard lays it out, its entrypoint this checkout's script, and
+    its port (3000 in the container) a free one on loopback."""
+    root = tmp_path / "containers" / "dashboard"
+    app = root / "app"
+    shutil.copytree(build, app, symlinks=True)
+    shutil.copytree(build.parent / "static", app / ".next" / "static")
+    entrypoint = [
+        str(ROOT / "docker" / "dashboard-entrypoint.sh")
+        if arg == "/usr/local/bin/dashboard-entrypoint.sh"
+        else arg
+        for arg in image.entrypoint
+    ]
+    assert entrypoint != image.entrypoint, image.entrypoint
+    assert image.workdir == "/app"
+    port = free_port()
+    env = {**image.env, "HOME": str(root), "PORT": str(port), "HOSTNAME": "127.0.0.1"}
+    for key, value in spec["environment"].items():
+        env[key] = "" if value is None else str(value)
+    assert env["CLICKHOUSE_PORT"] == str(clickhouse_port)
+    argv = [*entrypoint, *(spec.get("command") or image.cmd)]
+    service = Service("dashboard", spec, argv, env, app, tmp_path / "dashboard.log")
+    service.health_rewrite = {"127.0.0.1:3000": f"127.0.0.1:{port}"}
+    return service
 
 
 def dotenv_for_this_host(where: Loopback, replicas: int) -> dict[str, str]:
@@ -443,6 +486,46 @@ def check_logs(service: Service) -> None:
     assert PASSWORD not in service.output()
 
 
+def check_dashboard(spec: dict[str, Any], where: Loopback, db: Client, tmp_path: Path) -> None:
+    """The dashboard service on what the pipeline stored: healthy by its own healthcheck, and
+    its Overview API counting what ClickHouse holds. It needs the standalone build
+    (scripts/dashboard-test.sh makes it; `make test` runs that before pytest)."""
+    if not DASHBOARD_BUILD.joinpath("server.js").is_file():
+        warnings.warn(
+            f"no dashboard build in {DASHBOARD_BUILD}: the dashboard service was not run "
+            "(cd dashboard && npm ci && npm run build)",
+            stacklevel=1,
+        )
+        return
+    image = read_image(DASHBOARD_DOCKERFILE, NODE_IMAGE_PATH)
+    dashboard = dashboard_container(spec, image, DASHBOARD_BUILD, where.clickhouse_port, tmp_path)
+    assert spec["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
+    dashboard.start()
+    try:
+        dashboard.wait_healthy()
+        port = dashboard.env["PORT"]
+        overview = httpx.get(f"http://127.0.0.1:{port}/api/overview", timeout=30).json()
+        # Next's standalone server ends on SIGTERM by the signal's default action: code 143
+        # (128 + 15), inside the grace period; a read-only server has nothing to flush
+        assert dashboard.stop() in (0, 128 + signal.SIGTERM), dashboard.tail()
+    finally:
+        if dashboard.process is not None and dashboard.process.poll() is None:
+            dashboard.process.kill()
+            dashboard.process.wait()
+    rows = {feed["feed"]: feed["rows"] for feed in overview["feeds"]}
+    for feed, table in (
+        ("prices", "market_prices"),
+        ("trades", "market_trades"),
+        ("books", "orderbook_snapshots"),
+        ("events", "market_events"),
+    ):
+        assert rows[feed] == column(db, f"SELECT count() FROM {table}")[0] > 0, feed
+    markets = column(db, "SELECT count() FROM markets FINAL")[0]
+    assert overview["counts"]["total_markets"] == markets > 0
+    log = dashboard.log_path.read_text() + dashboard.output()
+    assert PASSWORD not in log
+
+
 # ---------------------------------------------------------------------------------------------
 # the test
 
@@ -509,6 +592,8 @@ def test_compose_services_run_as_compose_would(replicas: int, tmp_path: Path) ->
         check_markets_and_books(db, expected, truth_markets)
         for service in (init, *running):
             check_logs(service)
+        if replicas == 1:
+            check_dashboard(specs["dashboard"], where, db, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------
