@@ -28,15 +28,18 @@ class InitReport:
     migrations: list[str] = field(default_factory=list)
 
 
-def topic_specs() -> list[TopicSpec]:
-    return [TopicSpec(t.name, t.partitions, dict(t.config)) for t in load_topics()]
+def topic_specs(partitions: int | None = None) -> list[TopicSpec]:
+    """The topics of redpanda/topics.json; `partitions` overrides every topic's count."""
+    return [TopicSpec(t.name, partitions or t.partitions, dict(t.config)) for t in load_topics()]
 
 
-def init_topics(config: Config, timeout_secs: float = 30.0) -> tuple[str, list[str]]:
+def init_topics(
+    config: Config, timeout_secs: float = 30.0, *, partitions: int | None = None
+) -> tuple[str, list[str]]:
     """(cluster id, topics created); PipelineError when the broker is unreachable."""
     conf = config.kafka_client_config()
     cluster_id = wait_for_broker(config.kafka_bootstrap_servers, timeout_secs, conf)
-    return cluster_id, ensure_topics(conf, topic_specs(), timeout_secs)
+    return cluster_id, ensure_topics(conf, topic_specs(partitions), timeout_secs)
 
 
 def init_schemas(config: Config) -> list[tuple[str, int]]:
@@ -61,11 +64,16 @@ def init_clickhouse(config: Config, database: str | None = None) -> list[str]:
 
 
 def initialize(
-    config: Config, *, topics: bool = True, schemas: bool = True, clickhouse: bool = True
+    config: Config,
+    *,
+    topics: bool = True,
+    schemas: bool = True,
+    clickhouse: bool = True,
+    partitions: int | None = None,
 ) -> InitReport:
     report = InitReport()
     if topics:
-        report.cluster_id, report.topics_created = init_topics(config)
+        report.cluster_id, report.topics_created = init_topics(config, partitions=partitions)
         log.info("topics ready cluster_id=%s created=%s", report.cluster_id, report.topics_created)
     if schemas:
         report.schemas = init_schemas(config)

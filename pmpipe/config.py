@@ -63,6 +63,11 @@ class Config:
     # --- embedded stack ----------------------------------------------------------------------
     data_dir: Path = Path("data")
     embedded_broker_roll_bytes: int = 1024 * 1024 * 1024
+    # Partitions of every topic in the embedded stack (0 = redpanda/topics.json's counts, as
+    # `pmpipe init` creates them on Redpanda). Its one sink reads them all, and each partition
+    # is its own stream of batches: 6 partitions make 6 inserts a second where 1 makes one,
+    # which on one machine costs ClickHouse CPU and the WebSocket feed its latency.
+    embedded_partitions: int = 1
     dashboard_port: int = 3000
     # --- observability -------------------------------------------------------------------------
     metrics_port: int = 0  # 0 = no /metrics and /health endpoint
@@ -256,4 +261,5 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "metrics_port": lambda v: None if 0 <= v <= 65535 else f"port must be 0..65535, got {v}",
     "replica_index": lambda v: None if v >= 0 else f"must be >= 0, got {v}",
     "replica_count": lambda v: None if v >= 1 else f"must be >= 1, got {v}",
+    "embedded_partitions": lambda v: None if v >= 0 else f"must be >= 0, got {v}",
 }

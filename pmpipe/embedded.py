@@ -274,12 +274,17 @@ class EmbeddedStack:
             log.error("embedded stack controller failed: %s", e)
             self.supervisor.stop()
 
+    def _init_topics(self) -> tuple[str, list[str]]:
+        return init_topics(self.config, partitions=self.config.embedded_partitions or None)
+
     async def _initialize(self, timeout_secs: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_secs
         delay = 0.5
         while True:
             try:
-                report = await asyncio.to_thread(initialize, self.config)
+                report = await asyncio.to_thread(
+                    initialize, self.config, partitions=self.config.embedded_partitions or None
+                )
                 break
             except PipelineError as e:
                 if time.monotonic() > deadline:
@@ -356,7 +361,7 @@ class EmbeddedStack:
             self.cluster_id,
             cluster_id,
         )
-        self.cluster_id, created = await asyncio.to_thread(init_topics, self.config)
+        self.cluster_id, created = await asyncio.to_thread(self._init_topics)
         log.info("topics recreated %s", created)
         producers = [n for n in self.pausable() if self.supervisor.pid(n) is not None]
         try:
@@ -389,7 +394,7 @@ class EmbeddedStack:
                 await self.supervisor.hold_child("sink")
             await self.supervisor.restart_child("broker")
             rss_after = self.broker_rss()  # the fresh broker, before anything is produced
-            self.cluster_id, _ = await asyncio.to_thread(init_topics, self.config)
+            self.cluster_id, _ = await asyncio.to_thread(self._init_topics)
             if has_sink:
                 await self.supervisor.release_child("sink")
             self.rolls += 1

@@ -22,11 +22,18 @@ def _topics(bootstrap: str) -> set[str]:
     return set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics)
 
 
+def _partitions(bootstrap: str) -> dict[str, int]:
+    topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+    return {name: len(t.partitions) for name, t in topics.items() if name.startswith("polymarket.")}
+
+
 def test_stack_survives_sigkill_of_each_child_and_stops_cleanly(tmp_path: Path) -> None:
     up = UpProcess(tmp_path / "data", "--feeds", "", "--no-sink").start()
     try:
         up.wait_for(lambda line: "pmpipe up: kafka=" in line, timeout=90)
         assert "polymarket.trades" in _topics(up.bootstrap)
+        # one partition per topic (PMPIPE_EMBEDDED_PARTITIONS): one sink, one insert stream each
+        assert set(_partitions(up.bootstrap).values()) == {1}
         subjects = httpx.get(f"http://127.0.0.1:{up.registry_port}/subjects").json()
         assert "polymarket.trades-value" in subjects
         ch = clickhouse_connect.get_client(host="127.0.0.1", port=up.clickhouse_port)

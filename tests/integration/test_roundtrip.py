@@ -123,3 +123,30 @@ def test_every_topic_round_trips_identically(config: Config) -> None:
                         assert decoded[key] == TOKEN_78
     finally:
         consumer.close()
+
+
+def test_the_fast_encoder_writes_the_bytes_of_confluents_serializer(config: Config) -> None:
+    """After its first value a TopicCodec writes with fastavro directly (pmpipe/avro.py):
+    byte for byte what confluent-kafka's AvroSerializer writes, for every topic, and the same
+    error for a value the schema refuses."""
+    from confluent_kafka.schema_registry import Schema
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from pmpipe.errors import PipelineError
+
+    codec = AvroCodec(config.schema_registry_config())
+    for topic in load_topics():
+        records = sample_records(topic) * 2
+        fast = [codec.for_topic(topic).encode(record) for record in records]
+        reference = AvroSerializer(
+            codec.registry,
+            Schema(topic.schema_text(), "AVRO"),
+            conf={"auto.register.schemas": True},
+        )
+        ctx = SerializationContext(topic.name, MessageField.VALUE)
+        assert fast == [reference(record, ctx) for record in records], topic.name
+        assert codec.for_topic(topic)._header is not None  # the fast path was taken
+        bad = {**records[0], topic.schema()["fields"][0]["name"]: object()}
+        with pytest.raises(PipelineError, match="cannot encode record"):
+            codec.for_topic(topic).encode(bad)
