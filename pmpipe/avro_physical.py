@@ -39,10 +39,12 @@ def decimal_bytes(value: Any, scale: int, precision: int) -> bytes:
         numerator, denominator = value.as_integer_ratio()
     except (ValueError, OverflowError) as e:
         raise ValueError(f"not a finite decimal: {value!r}") from e
-    unscaled, rest = divmod(numerator * 10**scale, denominator)
+    factor: int = 10**scale
+    bound: int = 10**precision
+    unscaled, rest = divmod(numerator * factor, denominator)
     if rest:
         raise ValueError(f"{value!r} has more than {scale} decimal places")
-    if not -(10**precision) < unscaled < 10**precision:
+    if not -bound < unscaled < bound:
         raise ValueError(f"{value!r} has more than {precision} digits")
     return unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
 
