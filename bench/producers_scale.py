@@ -186,18 +186,35 @@ class CpuMeter:
 
     def report(self, procs: list[psutil.Process]) -> str:
         used = 0.0
+        each: dict[str, float] = {}
         for proc in procs:
             try:
-                used += self._cpu(proc) - self._procs.get(proc.pid, 0.0)
+                spent = self._cpu(proc) - self._procs.get(proc.pid, 0.0)
+                name = self._name(proc)
             except psutil.Error:
                 continue
+            used += spent
+            each[name] = each.get(name, 0.0) + spent
         wall = time.monotonic() - self._wall
         machine = self._busy() - self._machine
+        top = sorted(each.items(), key=lambda kv: -kv[1])
+        per = ", ".join(f"{name} {spent / wall:.2f}" for name, spent in top if spent >= 0.5)
         return (
             f"CPU over {wall:.0f} s: the stack {used:.0f} CPU-s ({used / wall:.2f} cores), "
             f"the whole machine {machine:.0f} CPU-s ({machine / wall:.2f} of "
-            f"{psutil.cpu_count()} cores)"
+            f"{psutil.cpu_count()} cores); cores per process: {per}"
         )
+
+    @staticmethod
+    def _name(proc: psutil.Process) -> str:
+        """`produce ws`, `sink`, `serve`, `simulator`, `tansu`... from the command line."""
+        argv = proc.cmdline()
+        if "-m" in argv:
+            module, rest = argv[argv.index("-m") + 1], argv[argv.index("-m") + 2 :]
+            if module == "pmpipe" and rest:
+                return " ".join(rest[:2]) if rest[0] == "produce" else rest[0]
+            return module.rsplit(".", 1)[-1]
+        return Path(argv[0]).name if argv else proc.name()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -378,21 +395,37 @@ def main() -> None:
     parser.add_argument("--sample-tokens", type=int, default=1000)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument(
+        "--feeds",
+        default="markets,prices,trades,books,ws",
+        help="producer feeds the stack runs (e.g. markets,ws: the WebSocket path without the "
+        "pollers' load; needs --skip-cycles)",
+    )
+    parser.add_argument(
         "--skip-cycles", action="store_true", help="phase 2 only (the quote rate from the start)"
     )
     args = parser.parse_args()
+    feeds = [f.strip() for f in args.feeds.split(",") if f.strip()]
+    if not args.skip_cycles and not {"prices", "books"} <= set(feeds):
+        parser.error(
+            "phase 1 measures the price and book cycles: add them to --feeds or pass --skip-cycles"
+        )
 
     config = Config.load()
     intervals = {"prices": config.prices_interval_secs, "books": config.books_interval_secs}
     tokens = 2 * args.markets
-    print(f"markets {args.markets:,} ({tokens:,} tokens); {load()}", flush=True)
+    print(
+        f"markets {args.markets:,} ({tokens:,} tokens), feeds {','.join(feeds)}; {load()}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-producers-") as tmp:
         sim = Simulator(Path(tmp) / "simulator.log")
         started = time.monotonic()
         first_rate = args.quote_rate if args.skip_cycles else 40.0
         sim.start(args.markets, quote_rate=first_rate, trade_rate=args.trade_rate)
         print(f"simulator ready in {time.monotonic() - started:.1f} s on {sim.base}", flush=True)
-        up = UpProcess(Path(tmp) / "data", "--no-dashboard", env=sim.env())
+        up = UpProcess(
+            Path(tmp) / "data", "--no-dashboard", "--feeds", ",".join(feeds), env=sim.env()
+        )
         try:
             up.start()
             up.wait_for_text("pmpipe up: kafka=", timeout=300)
