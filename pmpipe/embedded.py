@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 FEEDS = ("markets", "prices", "trades", "books", "ws")
 SIMULATOR_PORT = 18900
+# Niceness of the pollers (markets, prices, trades, books): each has tens of seconds of slack
+# in its cycle, while a WebSocket event waits on the relay, the broker, the sink and
+# ClickHouse; on a saturated machine the kernel then serves that path first.
+POLLER_NICE = 5
 PAUSABLE_ENV = "PMPIPE_PAUSABLE"
 
 
@@ -202,6 +206,7 @@ class EmbeddedStack:
                     start_gate=self._initialized,
                     stop_order=0,
                     stop_timeout_secs=60,
+                    nice=0 if feed == "ws" else POLLER_NICE,
                 )
             )
         if self.options.with_dashboard:

@@ -65,6 +65,10 @@ class ChildSpec:
     start_gate: Callable[[], Awaitable[None]] | None = None
     """Awaited after `depends_on` are ready and before the first start (e.g. topics and
     migrations created by the embedded stack's controller)."""
+    nice: int = 0
+    """Added to the child's niceness (0-19): a higher value yields the CPU to the others when
+    the machine is saturated (the embedded stack's pollers, which have slack in their cycle,
+    yield to the WebSocket relay, the sink and ClickHouse)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,19 @@ def die_with_parent() -> Callable[[], None] | None:
         prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
+
+    return preexec
+
+
+def _preexec(first: Callable[[], None] | None, nice: int) -> Callable[[], None] | None:
+    """`first`, then os.nice(nice) in the child before exec (None when there is nothing)."""
+    if not nice:
+        return first
+
+    def preexec() -> None:
+        if first is not None:
+            first()
+        os.nice(nice)
 
     return preexec
 
@@ -518,8 +535,8 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                # only prctl() runs between fork and exec: safe with threads
-                preexec_fn=die_with_parent(),  # noqa: PLW1509
+                # only prctl() and nice() run between fork and exec: safe with threads
+                preexec_fn=_preexec(die_with_parent(), spec.nice),  # noqa: PLW1509
             )
         except OSError as e:
             logger.error("cannot start %s (%s): %s", spec.name, spec.argv[0], e)

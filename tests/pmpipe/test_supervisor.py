@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import os
@@ -319,6 +320,21 @@ def test_returns_1_when_no_child_is_left() -> None:
     started = time.monotonic()
     assert asyncio.run(Supervisor([spec], out=io.StringIO()).run()) == 1
     assert time.monotonic() - started < 5
+
+
+def test_nice_children_yield_the_cpu(tmp_path: Path) -> None:
+    """`nice` is added to the child's niceness from its first instruction (the pollers of the
+    embedded stack: POLLER_NICE); a child without it keeps the supervisor's."""
+    report = "import os, sys; open(sys.argv[1], 'w').write(str(os.nice(0)))"
+    specs = [
+        ChildSpec("poller", [sys.executable, "-c", report, str(tmp_path / "poller")], nice=5),
+        ChildSpec("relay", [sys.executable, "-c", report, str(tmp_path / "relay")]),
+    ]
+    specs = [dataclasses.replace(spec, restart=False) for spec in specs]
+    asyncio.run(Supervisor(specs, out=io.StringIO()).run())
+    base = os.nice(0)
+    assert int((tmp_path / "relay").read_text()) == base
+    assert int((tmp_path / "poller").read_text()) == min(base + 5, 19)
 
 
 def test_crash_is_seen_even_when_a_grandchild_holds_the_output_pipe(
