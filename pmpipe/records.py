@@ -14,6 +14,7 @@ message key the schema doc names; `TOPIC` is the topic of the record type.
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import (
     MAX_EMAX,
@@ -63,6 +64,8 @@ def to_decimal6(x: str | int | float | Decimal) -> Decimal:
     Raises ValueError for NaN, infinities, booleans, non-numeric strings and values whose
     magnitude does not fit decimal(18,6) (|x| must stay below 10^12 after rounding).
     """
+    if isinstance(x, str):
+        return _str_to_decimal6(x)
     if isinstance(x, bool):
         raise ValueError(f"expected a number, got the boolean {x!r}")
     if isinstance(x, Decimal):
@@ -71,13 +74,22 @@ def to_decimal6(x: str | int | float | Decimal) -> Decimal:
         value = Decimal(x)
     elif isinstance(x, float):
         value = Decimal(str(x))
-    elif isinstance(x, str):
-        text = x.strip()
-        if not _NUMBER.fullmatch(text):
-            raise ValueError(f"not a decimal number: {x!r}")
-        value = Decimal(text)
     else:
         raise ValueError(f"expected a number or a decimal string, got {type(x).__name__}")
+    return _round6(value, x)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _str_to_decimal6(x: str) -> Decimal:
+    """The string case of to_decimal6, cached: book levels and price changes repeat the same
+    few thousand price and size strings (a tick grid), and a Decimal is immutable."""
+    text = x.strip()
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(f"not a decimal number: {x!r}")
+    return _round6(Decimal(text), x)
+
+
+def _round6(value: Decimal, x: object) -> Decimal:
     if not value.is_finite():
         raise ValueError(f"not a finite number: {x!r}")
     if value and value.adjusted() >= DECIMAL_PRECISION - DECIMAL_SCALE:
