@@ -20,15 +20,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PASSWORD = "s3cr3t-Pa55word-never-logged"
 
 
-def _rows(port: int, table: str) -> int:
+def _rows(port: int, table: str, where: str = "1") -> int:
     ch = clickhouse_connect.get_client(host="127.0.0.1", port=port, password=PASSWORD)
-    return int(ch.query(f"SELECT count() FROM polymarket.{table}").result_rows[0][0])
+    sql = f"SELECT count() FROM polymarket.{table} WHERE {where}"
+    return int(ch.query(sql).result_rows[0][0])
 
 
-def _wait_rows(port: int, table: str, more_than: int, timeout: float = 90) -> int:
+def _wait_rows(port: int, table: str, more_than: int, timeout: float = 90, where: str = "1") -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = _rows(port, table)
+        rows = _rows(port, table, where)
         if rows > more_than:
             return rows
         time.sleep(1)
@@ -51,7 +52,9 @@ def test_metrics_health_restarts_and_no_secret_in_logs(tmp_path: Path) -> None:
     ).start()
     try:
         up.wait_for(lambda line: "pmpipe up: kafka=" in line, timeout=120)
-        trades = _wait_rows(up.clickhouse_port, "market_trades", 0)
+        # the trades poller's own rows (the WebSocket's can land first): it has produced
+        _wait_rows(up.clickhouse_port, "market_trades", 0, where="source = 'data_api'")
+        trades = _rows(up.clickhouse_port, "market_trades")
 
         health = httpx.get(f"http://127.0.0.1:{metrics}/health", timeout=10)
         assert health.status_code == 200, health.text
