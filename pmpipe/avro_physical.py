@@ -33,20 +33,30 @@ def decimal_bytes(value: Any, scale: int, precision: int) -> bytes:
     Raises ValueError for a value that is not a multiple of 10^-scale or has more than
     `precision` digits (fastavro also refuses trailing zeros beyond the scale, such as
     0.4100000 at scale 6; this writes them: they change nothing)."""
-    if not isinstance(value, Decimal):
-        raise TypeError(f"expected a Decimal for decimal({precision},{scale}), got {value!r}")
-    try:
-        numerator, denominator = value.as_integer_ratio()
-    except (ValueError, OverflowError) as e:
-        raise ValueError(f"not a finite decimal: {value!r}") from e
+    data: bytes = decimal_writer(scale, precision)(value)
+    return data
+
+
+def decimal_writer(scale: int, precision: int) -> Converter:
+    """`decimal_bytes` for one (scale, precision), its powers of ten computed once."""
     factor: int = 10**scale
     bound: int = 10**precision
-    unscaled, rest = divmod(numerator * factor, denominator)
-    if rest:
-        raise ValueError(f"{value!r} has more than {scale} decimal places")
-    if not -bound < unscaled < bound:
-        raise ValueError(f"{value!r} has more than {precision} digits")
-    return unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
+
+    def write(value: Any) -> bytes:
+        if not isinstance(value, Decimal):
+            raise TypeError(f"expected a Decimal for decimal({precision},{scale}), got {value!r}")
+        try:
+            numerator, denominator = value.as_integer_ratio()
+        except (ValueError, OverflowError) as e:
+            raise ValueError(f"not a finite decimal: {value!r}") from e
+        unscaled, rest = divmod(numerator * factor, denominator)
+        if rest:
+            raise ValueError(f"{value!r} has more than {scale} decimal places")
+        if not -bound < unscaled < bound:
+            raise ValueError(f"{value!r} has more than {precision} digits")
+        return unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
+
+    return write
 
 
 def physical_plan(schema: Any) -> tuple[Any, Converter | None]:
@@ -66,8 +76,7 @@ def _plan(schema: Any, names: set[str]) -> tuple[Any, Converter | None]:
         raise UnsupportedSchemaError(f"not a schema: {schema!r}")
     kind = schema.get("type")
     if kind == "bytes" and schema.get("logicalType") == "decimal":
-        scale, precision = int(schema.get("scale", 0)), int(schema["precision"])
-        return "bytes", lambda value: decimal_bytes(value, scale, precision)
+        return "bytes", decimal_writer(int(schema.get("scale", 0)), int(schema["precision"]))
     if kind == "record":
         return _record(schema, names)
     if kind == "array":
